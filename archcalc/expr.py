@@ -1,0 +1,430 @@
+"""Integer expressions: a safe parser, and arithmetic generic over ints and sympy.
+
+A *value* in archcalc is a plain ``int`` whenever every size is known, and a
+sympy expression only when a free symbol is involved. sympy is imported
+lazily, the first time a symbol is created, so a numeric analysis never
+pays its start-up cost.
+
+User text is never handed to ``eval``, ``exec`` or sympy's parsers. It is
+parsed by Python's ``ast`` into a whitelist (integers, declared names,
+``+ - * / // % **``, unary minus, parentheses, ``min``, ``max``, ``floor``,
+``ceil``) and evaluated from that tree.
+
+>>> evaluate_text("2*P + 1", {"P": 3})
+7
+>>> str(evaluate_text("floor((J - F)/s) + 1", {"J": symbol("J"), "F": 3, "s": 2}))
+'floor(J/2 - 3/2) + 1'
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import lru_cache
+from typing import Any, Mapping, Union
+
+from archcalc.errors import ArchcalcError
+
+#: An exact value: ``int`` when known, a sympy expression when symbolic.
+Value = Union[int, Any]
+
+MAX_EXPRESSION_LENGTH = 500
+MAX_EXPRESSION_DEPTH = 60
+#: Largest magnitude of any value in an expression (and any integer field).
+MAX_VALUE = 10**15
+_MAX_BITS = 200  # intermediate results: far above MAX_VALUE, far below trouble
+MAX_EXPONENT = 64
+FUNCTIONS = {"min": (1, None), "max": (1, None), "floor": (1, 1), "ceil": (1, 1)}
+RESERVED_NAMES = frozenset(FUNCTIONS) | {"same", "valid"}
+
+_BINOPS = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/",
+    ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**",
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@lru_cache(maxsize=8192)
+def parse(text: str) -> tuple:
+    """Parse an expression string into a small tuple tree, or raise ArchcalcError.
+
+    Nodes: ``("num", n)``, ``("name", s)``, ``("neg", a)``, ``("bin", op, a, b)``,
+    ``("call", f, (args...))``.
+
+    >>> parse("2*k - 1")
+    ('bin', '-', ('bin', '*', ('num', 2), ('name', 'k')), ('num', 1))
+    >>> parse("__import__('os')")
+    Traceback (most recent call last):
+    ...
+    archcalc.errors.ArchcalcError: only min, max, floor and ceil may be called in an expression. Received: '__import__'(...)
+    """
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ArchcalcError(
+            f"expression is too long ({len(text)} characters, at most {MAX_EXPRESSION_LENGTH})"
+        )
+    if not text.strip():
+        raise ArchcalcError("expected an integer or an expression. Received: an empty string")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+        detail = getattr(err, "msg", None) or type(err).__name__
+        raise ArchcalcError(f"cannot parse expression {text!r}: {detail}") from None
+    return _convert(tree.body, text, 0)
+
+
+def _convert(node: ast.AST, text: str, depth: int) -> tuple:
+    if depth > MAX_EXPRESSION_DEPTH:
+        raise ArchcalcError(f"expression {text!r} is nested too deeply")
+    if isinstance(node, ast.Constant):
+        if type(node.value) is not int:
+            raise ArchcalcError(
+                f"only integers may appear in an expression. Received: {node.value!r} in {text!r}"
+            )
+        _check_magnitude(node.value, text)
+        return ("num", node.value)
+    if isinstance(node, ast.Name):
+        if node.id.startswith("_"):
+            raise ArchcalcError(f"names may not start with '_'. Received: {node.id!r} in {text!r}")
+        if node.id in FUNCTIONS:
+            raise ArchcalcError(f"{node.id} is a function; call it as {node.id}(...) in {text!r}")
+        return ("name", node.id)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _convert(node.operand, text, depth + 1)
+        return ("neg", inner) if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        return (
+            "bin",
+            _BINOPS[type(node.op)],
+            _convert(node.left, text, depth + 1),
+            _convert(node.right, text, depth + 1),
+        )
+    if isinstance(node, ast.Call):
+        func = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+        if func not in FUNCTIONS or node.keywords:
+            raise ArchcalcError(
+                "only min, max, floor and ceil may be called in an expression. "
+                f"Received: {func!r}(...)"
+            )
+        low, high = FUNCTIONS[func]
+        if len(node.args) < low or (high is not None and len(node.args) > high):
+            wanted = "1 argument" if high == 1 else "at least 1 argument"
+            raise ArchcalcError(f"{func}() takes {wanted}. Received: {len(node.args)} in {text!r}")
+        args = tuple(_convert(arg, text, depth + 1) for arg in node.args)
+        return ("call", func, args)
+    raise ArchcalcError(
+        f"unsupported syntax in expression {text!r}: {type(node).__name__}; "
+        "allowed are integers, names, + - * / // % **, parentheses, min, max, floor, ceil"
+    )
+
+
+def names(tree: tuple) -> frozenset[str]:
+    """The names an expression tree refers to.
+
+    >>> sorted(names(parse("max(a, b) * c + 1")))
+    ['a', 'b', 'c']
+    """
+    kind = tree[0]
+    if kind == "name":
+        return frozenset((tree[1],))
+    if kind == "num":
+        return frozenset()
+    if kind == "neg":
+        return names(tree[1])
+    if kind == "bin":
+        return names(tree[2]) | names(tree[3])
+    return frozenset().union(*(names(arg) for arg in tree[2]))
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate_text(text: str, env: Mapping[str, Value]) -> Value:
+    """Parse and evaluate ``text``; the result must be an integer (or symbolic)."""
+    return evaluate(parse(text), env, text)
+
+
+def evaluate(tree: tuple, env: Mapping[str, Value], text: str = "") -> Value:
+    """Evaluate a parsed tree with ``env`` (name -> int or sympy expression)."""
+    value = _eval(tree, env, text)
+    if not isinstance(value, int):
+        if _is_fraction(value):
+            raise ArchcalcError(f"{text!r} is {value}, not an integer; use // or floor() to round")
+        value = _integer_expr(value, text)
+    else:
+        _check_magnitude(value, text)
+    return value
+
+
+def _eval(tree: tuple, env: Mapping[str, Value], text: str) -> Value:
+    kind = tree[0]
+    if kind == "num":
+        return tree[1]
+    if kind == "name":
+        try:
+            return env[tree[1]]
+        except KeyError:
+            known = ", ".join(sorted(env)) or "none"
+            raise ArchcalcError(
+                f"unknown name {tree[1]!r} in {text!r}; declared: {known}"
+            ) from None
+    if kind == "neg":
+        return -_eval(tree[1], env, text)
+    if kind == "bin":
+        return _binary(tree[1], _eval(tree[2], env, text), _eval(tree[3], env, text), text)
+    args = [_eval(arg, env, text) for arg in tree[2]]
+    return _call(tree[1], args)
+
+
+def _binary(op: str, a: Value, b: Value, text: str) -> Value:
+    numeric = _is_number(a) and _is_number(b)
+    if op in ("/", "//", "%") and _is_number(b) and b == 0:
+        raise ArchcalcError(f"division by zero in {text!r}")
+    if op == "+":
+        result = a + b
+    elif op == "-":
+        result = a - b
+    elif op == "*":
+        if numeric and _bits(a) + _bits(b) > _MAX_BITS:
+            raise ArchcalcError(f"value of {text!r} is astronomically large")
+        result = a * b
+    elif op == "/":
+        if numeric:
+            from fractions import Fraction
+
+            result = Fraction(a) / b
+            result = int(result) if result.denominator == 1 else result
+        else:
+            result = a / b
+    elif op == "//":
+        if not numeric:
+            result = floor_div(a, b)
+        else:
+            result = a // b if isinstance(a, int) and isinstance(b, int) else _floor(_frac(a) / b)
+    elif op == "%":
+        result = a % b if numeric else _sympy().Mod(a, b)
+    else:  # "**"
+        if not (isinstance(b, int)):
+            raise ArchcalcError(f"the exponent in {text!r} must be a constant integer")
+        if b < 0 or b > MAX_EXPONENT:
+            raise ArchcalcError(
+                f"the exponent in {text!r} must be between 0 and {MAX_EXPONENT}. Received: {b}"
+            )
+        if numeric and _bits(a) * b > _MAX_BITS:
+            raise ArchcalcError(f"value of {text!r} is astronomically large")
+        result = a**b
+    if numeric and _bits(result) > _MAX_BITS:
+        raise ArchcalcError(f"value of {text!r} is astronomically large")
+    return result
+
+
+def _call(func: str, args: list) -> Value:
+    if all(_is_number(arg) for arg in args):
+        if func == "min":
+            return min(args)
+        if func == "max":
+            return max(args)
+        return _floor(args[0]) if func == "floor" else -_floor(-args[0])
+    sp = _sympy()
+    if func == "min":
+        return sp.Min(*args)
+    if func == "max":
+        return sp.Max(*args)
+    return sp.floor(args[0]) if func == "floor" else sp.ceiling(args[0])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int) or _is_fraction(value)
+
+
+def _is_fraction(value: Any) -> bool:
+    return type(value).__name__ == "Fraction"
+
+
+def _frac(value: Any) -> Any:
+    from fractions import Fraction
+
+    return Fraction(value)
+
+
+def _floor(value: Any) -> int:
+    return value if isinstance(value, int) else value.numerator // value.denominator
+
+
+def _bits(value: Any) -> int:
+    if isinstance(value, int):
+        return value.bit_length()
+    return max(value.numerator.bit_length(), value.denominator.bit_length())
+
+
+def _check_magnitude(value: int, text: str) -> None:
+    if abs(value) > MAX_VALUE:
+        shown = text or str(value)
+        raise ArchcalcError(
+            f"value of {shown!r} is astronomically large (at most {MAX_VALUE:.0e} is supported)"
+        )
+
+
+def _integer_expr(value: Any, text: str) -> Value:
+    """Collapse a sympy result to ``int`` when it has no free symbols."""
+    sp = _sympy()
+    if value.is_Number:
+        if not value.is_Integer:
+            raise ArchcalcError(f"{text!r} is {value}, not an integer; use // or floor() to round")
+        result = int(value)
+        _check_magnitude(result, text)
+        return result
+    return value
+
+
+# --------------------------------------------------------------------------- symbols and helpers
+
+
+def _sympy():
+    import sympy
+
+    return sympy
+
+
+@lru_cache(maxsize=None)
+def symbol(name: str) -> Any:
+    """A plain positive-integer sympy symbol (``N``, ``S``, ``I``... are never built-ins)."""
+    return _sympy().Symbol(name, integer=True, positive=True)
+
+
+def is_symbolic(value: Any) -> bool:
+    """True for a sympy expression (a value that is not a plain int)."""
+    return not isinstance(value, int)
+
+
+def floor_div(a: Value, b: Value) -> Value:
+    """``floor(a/b)``, exact for ints and kept as ``floor`` for symbols.
+
+    >>> floor_div(217, 4)
+    54
+    """
+    if isinstance(a, int) and isinstance(b, int):
+        return a // b
+    return _sympy().floor(a / b)
+
+
+def ceil_div(a: Value, b: Value) -> Value:
+    """``ceil(a/b)``.
+
+    >>> ceil_div(217, 4)
+    55
+    """
+    if isinstance(a, int) and isinstance(b, int):
+        return -((-a) // b)
+    return _sympy().ceiling(a / b)
+
+
+def exact_div(a: Value, b: Value) -> Value:
+    """``a/b`` where b divides a (checked by the caller, or an assumption when symbolic)."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a // b
+    return a / b
+
+
+def product(values) -> Value:
+    """The product of a sequence of values (1 for an empty one)."""
+    result = 1
+    for value in values:
+        result = result * value
+    return result
+
+
+def simplify(value: Value) -> Value:
+    """A value in its simplest exact form: ints stay ints; sympy results are collapsed."""
+    if isinstance(value, int):
+        return value
+    if value.is_Integer:
+        return int(value)
+    return value
+
+
+def sign_of(value: Value) -> int | None:
+    """-1, 0 or 1 when the sign of ``value`` is certain (symbols >= 1), else None."""
+    if isinstance(value, int):
+        return (value > 0) - (value < 0)
+    value = _sympy().expand(value)
+    if value.is_Integer:
+        return (value > 0) - (value < 0)
+    if value.is_zero:
+        return 0
+    if value.is_positive:
+        return 1
+    if value.is_negative:
+        return -1
+    return None
+
+
+def equal(a: Value, b: Value) -> bool | None:
+    """True/False when equality of ``a`` and ``b`` is certain, else None."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    sp = _sympy()
+    difference = sp.simplify(sp.expand(a - b))
+    if difference == 0:
+        return True
+    if difference.is_Number or not difference.free_symbols:
+        return False
+    if difference.is_zero is False:
+        return False
+    return None
+
+
+def to_text(value: Value) -> str:
+    """A value as text in Python syntax, readable by :func:`parse`.
+
+    >>> to_text(5)
+    '5'
+    >>> to_text(symbol("J") // 2)
+    'floor(J/2)'
+    """
+    if isinstance(value, int):
+        return str(value)
+    return _printer().doprint(value)
+
+
+@lru_cache(maxsize=1)
+def _printer():
+    from sympy.printing.str import StrPrinter
+
+    class _Printer(StrPrinter):
+        """sympy's printer, with the function names the expression parser accepts."""
+
+        def _print_ceiling(self, expr):
+            return f"ceil({self._print(expr.args[0])})"
+
+        def _print_Min(self, expr):
+            return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+        def _print_Max(self, expr):
+            return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+        def _print_Mod(self, expr):
+            a, b = expr.args
+            return f"{self.parenthesize(a, 70)} % {self.parenthesize(b, 70)}"
+
+    return _Printer()
+
+
+def condition_text(value: Value, relation: str = ">=", bound: Value = 0) -> str:
+    """``value relation bound`` with the terms moved so that both sides read positively.
+
+    >>> J, P, M = symbol("J"), symbol("P"), symbol("M")
+    >>> condition_text(J + 2*P - M, ">=", 0)
+    'J + 2*P >= M'
+    """
+    if isinstance(value, int) and isinstance(bound, int):
+        return f"{value} {relation} {bound}"
+    sp = _sympy()
+    expr = sp.expand(value - bound)
+    left, right = [], []
+    for term in sp.Add.make_args(expr):
+        coeff = term.as_coeff_Mul()[0]
+        (right if coeff < 0 else left).append(term if coeff >= 0 else -term)
+    lhs = to_text(sp.Add(*left)) if left else "0"
+    rhs = to_text(sp.Add(*right)) if right else "0"
+    return f"{lhs} {relation} {rhs}"

@@ -1,0 +1,140 @@
+"""Every formula of archcalc, written once, generic over ints and sympy values.
+
+Notation (the course's): input n (J or K), kernel k (M or N), stride s,
+padding p (P), dilation d, groups g. ``floor`` stays symbolic when a symbol
+is involved.
+"""
+
+from __future__ import annotations
+
+from archcalc.expr import Value, ceil_div, exact_div, floor_div, product
+
+
+def conv_output_size(n: Value, k: Value, s: Value = 1, p: Value = 0, d: Value = 1) -> Value:
+    """Output size of a convolution: ``floor((n + 2p - d(k-1) - 1)/s) + 1``.
+
+    With d = 1 this is the textbook ``1 + (n + 2p - k)/s``.
+
+    >>> conv_output_size(224, 11, s=4, p=2)   # AlexNet conv1, lecture version
+    55
+    """
+    return floor_div(n + 2 * p - d * (k - 1) - 1, s) + 1
+
+
+def uncovered_input(n: Value, k: Value, s: Value = 1, p: Value = 0, d: Value = 1) -> Value:
+    """Rows of the padded input after the last window: ``(n + 2p - d(k-1) - 1) mod s``.
+
+    >>> uncovered_input(224, 11, s=4, p=2)
+    1
+    """
+    return (n + 2 * p - d * (k - 1) - 1) % s
+
+
+def pool_output_size(
+    n: Value, k: Value, s: Value, p: Value = 0, d: Value = 1, ceil_mode: bool = False
+) -> Value:
+    """Output size of a pooling layer: ``floor((n + 2p - d(k-1) - 1)/s) + 1``.
+
+    With ``ceil_mode`` the division rounds up, but (as in PyTorch) a last
+    window that would start in the right padding is dropped.
+
+    >>> pool_output_size(55, 3, 2)   # AlexNet pool1
+    27
+    >>> pool_output_size(6, 3, 2, ceil_mode=True), pool_output_size(5, 2, 2, p=1, ceil_mode=True)
+    (3, 3)
+    """
+    span = n + 2 * p - d * (k - 1) - 1
+    if not ceil_mode:
+        return floor_div(span, s) + 1
+    out = ceil_div(span, s) + 1
+    if isinstance(out, int) and isinstance(n, int) and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def conv_transpose_output_size(
+    n: Value, k: Value, s: Value = 1, p: Value = 0, output_padding: Value = 0, d: Value = 1
+) -> Value:
+    """Output size of a transposed convolution: ``(n-1)s - 2p + d(k-1) + output_padding + 1``.
+
+    >>> conv_transpose_output_size(7, 4, s=2, p=1)
+    14
+    """
+    return (n - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
+
+
+def adaptive_window(n: Value, out: Value) -> tuple[Value, Value]:
+    """Largest and smallest window of adaptive pooling: ``ceil(n/out)``, ``floor(n/out)``."""
+    return ceil_div(n, out), floor_div(n, out)
+
+
+def conv_fan_in(in_channels: Value, groups: Value, kernel: tuple) -> Value:
+    """Inputs seen by one output unit: ``(C_in/g)·k_1·k_2···``.
+
+    >>> conv_fan_in(48 * 2, 2, (5, 5))   # AlexNet conv2: 48 maps per group
+    1200
+    """
+    return exact_div(in_channels, groups) * product(kernel)
+
+
+def conv_fan_out(out_channels: Value, groups: Value, kernel: tuple) -> Value:
+    """Outputs one input unit feeds: ``(C_out/g)·k_1·k_2···`` (PyTorch ignores g here)."""
+    return conv_fan_in(out_channels, groups, kernel)
+
+
+def weights_per_neuron(fan_in: Value, bias: bool) -> Value:
+    """Weights of one neuron: ``fan_in + 1`` with a bias, else ``fan_in``.
+
+    >>> weights_per_neuron(1 * 5 * 5, True)   # LeNet conv1
+    26
+    """
+    return fan_in + 1 if bias else fan_in
+
+
+def connections(neurons: Value, per_neuron: Value) -> Value:
+    """Connections: ``neurons × weights per neuron`` (the bias counts as one).
+
+    >>> connections(4704, 26)
+    122304
+    """
+    return neurons * per_neuron
+
+
+def shared_parameters(filters: Value, per_neuron: Value) -> Value:
+    """Independent parameters with weight sharing: ``filters × weights per neuron``.
+
+    >>> shared_parameters(96, 364)
+    34944
+    """
+    return filters * per_neuron
+
+
+def macs(neurons: Value, fan_in: Value) -> Value:
+    """Multiply-accumulates, bias excluded: ``neurons × fan_in``."""
+    return neurons * fan_in
+
+
+def flops(mac_count: Value) -> Value:
+    """Floating-point operations: ``2 × MACs``."""
+    return 2 * mac_count
+
+
+def conv_transpose_parameters(
+    in_channels: Value, out_channels: Value, groups: Value, kernel: tuple, bias: bool
+) -> Value:
+    """Parameters of a transposed convolution: ``C_in·(C_out/g)·Πk + C_out·[bias]``.
+
+    >>> conv_transpose_parameters(64, 32, 1, (4, 4), True)
+    32800
+    """
+    weights = in_channels * conv_fan_in(out_channels, groups, kernel)
+    return weights + out_channels if bias else weights
+
+
+def normalization_parameters(features: Value, affine: bool) -> Value:
+    """Learnable parameters of BN or LayerNorm: ``2 × features`` (gamma, beta) when affine.
+
+    >>> normalization_parameters(64, True)
+    128
+    """
+    return 2 * features if affine else 0
