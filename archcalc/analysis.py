@@ -65,6 +65,7 @@ class Item:
     first_row: int
     end_row: int
     expect: Any
+    env: Mapping[str, Value] = field(repr=False, compare=False)
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Analysis:
     items: list[Item]
     warnings: list[SpecWarning]
     assumptions: list[tuple[str, str]]
+    env: Mapping[str, Value] = field(repr=False)
     totals: dict[str, Value] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -148,6 +150,7 @@ def analyze(spec: Any, *, symbolic: bool = False, **values: int) -> Analysis:
         items=walker.items,
         warnings=walker.warnings,
         assumptions=walker.assumptions,
+        env=env,
     )
 
 
@@ -155,14 +158,20 @@ def _environment(spec: Spec, values: Mapping[str, Any], symbolic: bool) -> dict[
     unknown = sorted(set(values) - set(spec.symbols))
     if unknown:
         declared = ", ".join(spec.symbols) or "none"
-        raise ArchcalcError(f"cannot set {unknown[0]!r}: not a declared symbol (declared: {declared})")
+        raise ArchcalcError(
+            f"cannot set {unknown[0]!r}: not a declared symbol (declared: {declared})"
+        )
     env: dict[str, Value] = {}
     for name, default in spec.symbols.items():
         value = values.get(name, None if symbolic else default)
         if value is None:
             env[name] = expr.symbol(name)
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= expr.MAX_VALUE:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 1 <= value <= expr.MAX_VALUE
+        ):
             raise ArchcalcError(f"symbols are positive integers. Received: {name}={value!r}")
         env[name] = value
     return env
@@ -267,7 +276,7 @@ class _Walker:
                 shape = self.run(self.spec.blocks[kind].layers, shape, f"{path}.layers", inner)
             if getattr(layer, "activation", None) is not None and kind not in _LEAF_WITH_ACTIVATION:
                 shape = self.activation(layer.activation, shape, path)
-            self.items.append(Item(path, kind, shape, first, len(self.rows), layer.expect))
+            self.items.append(Item(path, kind, shape, first, len(self.rows), layer.expect, env))
         return shape
 
     def leaf(self, h: dict, name: str | None, shape: tuple, path: str) -> tuple:

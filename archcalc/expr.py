@@ -19,7 +19,7 @@ parsed by Python's ``ast`` into a whitelist (integers, declared names,
 from __future__ import annotations
 
 import ast
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, Mapping, Union
 
 from archcalc.errors import ArchcalcError
@@ -267,7 +267,6 @@ def _check_magnitude(value: int, text: str) -> None:
 
 def _integer_expr(value: Any, text: str) -> Value:
     """Collapse a sympy result to ``int`` when it has no free symbols."""
-    sp = _sympy()
     if value.is_Number:
         if not value.is_Integer:
             raise ArchcalcError(f"{text!r} is {value}, not an integer; use // or floor() to round")
@@ -286,7 +285,7 @@ def _sympy():
     return sympy
 
 
-@lru_cache(maxsize=None)
+@cache
 def symbol(name: str) -> Any:
     """A plain positive-integer sympy symbol (``N``, ``S``, ``I``... are never built-ins)."""
     return _sympy().Symbol(name, integer=True, positive=True)
@@ -343,19 +342,19 @@ def simplify(value: Value) -> Value:
     return value
 
 
-def sign_of(value: Value) -> int | None:
-    """-1, 0 or 1 when the sign of ``value`` is certain (symbols >= 1), else None."""
-    if isinstance(value, int):
-        return (value > 0) - (value < 0)
-    value = _sympy().expand(value)
-    if value.is_Integer:
-        return (value > 0) - (value < 0)
-    if value.is_zero:
-        return 0
-    if value.is_positive:
-        return 1
-    if value.is_negative:
-        return -1
+def at_least(value: Value, bound: Value) -> bool | None:
+    """True/False when ``value >= bound`` is certain for all positive-integer symbols, else None.
+
+    >>> at_least(symbol("C"), 1), at_least(symbol("J") - symbol("F"), 0)
+    (True, None)
+    """
+    if isinstance(value, int) and isinstance(bound, int):
+        return value >= bound
+    difference = _sympy().expand(value - bound)
+    if difference.is_nonnegative:
+        return True
+    if difference.is_negative:
+        return False
     return None
 
 
@@ -402,6 +401,17 @@ def _printer():
 
         def _print_Max(self, expr):
             return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+        def _print_Add(self, expr, order=None):
+            # Positive terms first: "J + 2*P - M" rather than "J - M + 2*P" or "-F + J".
+            terms = self._as_ordered_terms(expr, order=order)
+            positive = [t for t in terms if not t.could_extract_minus_sign()]
+            negative = [t for t in terms if t.could_extract_minus_sign()]
+            text = " + ".join(self.parenthesize(t, 40) for t in positive) if positive else ""
+            for term in negative:
+                body = self.parenthesize(-term, 40)
+                text = f"{text} - {body}" if text else f"-{body}"
+            return text
 
         def _print_Mod(self, expr):
             a, b = expr.args

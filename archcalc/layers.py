@@ -15,7 +15,16 @@ from typing import Any
 
 from archcalc import formulas as f
 from archcalc.errors import ArchcalcError, SpecWarning
-from archcalc.expr import Value, condition_text, equal, floor_div, is_symbolic, product, sign_of, to_text
+from archcalc.expr import (
+    Value,
+    at_least,
+    condition_text,
+    equal,
+    floor_div,
+    is_symbolic,
+    product,
+    to_text,
+)
 
 Shape = tuple  # of Values, channels first, no batch
 _SHAPE_NAMES = {1: "[F]", 2: "[C, L]", 3: "[C, H, W]", 4: "[C, D, H, W]"}
@@ -47,10 +56,10 @@ class Note:
 
     def at_least(self, value: Value, bound: Value, message: str, field: str | None = None) -> None:
         """Require ``value >= bound``: an error if surely not, an assumption if unknown."""
-        sign = sign_of(value - bound)
-        if sign is None:
+        verdict = at_least(value, bound)
+        if verdict is None:
             self.assume(condition_text(value, ">=", bound))
-        elif sign < 0:
+        elif not verdict:
             raise self.error(message, field)
 
     def same(self, a: Value, b: Value, message: str, field: str | None = None) -> None:
@@ -92,13 +101,19 @@ def require_rank(inp: Shape, rank: int | tuple, layer_type: str, note: Note) -> 
         )
 
 
-def check_output(out: Shape, inp: Shape, layer_type: str, note: Note) -> None:
-    for size in out[1:]:
+def check_window(inp: Shape, k, p, d, note: Note) -> None:
+    """The (dilated) window must fit in the padded input: ``n + 2p >= d(k-1) + 1``."""
+    for n, ki, pi, di in zip(inp[1:], k, p, d):
         note.at_least(
-            size, 1,
-            f"output size {to_text(size)} < 1: the window is larger than the padded input "
-            f"{shape_text(inp)}",
+            n + 2 * pi, di * (ki - 1) + 1,
+            f"output size < 1: the window ({to_text(di * (ki - 1) + 1)}) is larger than the "
+            f"padded input ({to_text(n + 2 * pi)}) of {shape_text(inp)}",
         )  # fmt: skip
+
+
+def check_output(out: Shape, inp: Shape, note: Note) -> None:
+    for size in out[1:]:
+        note.at_least(size, 1, f"output size {to_text(size)} < 1 for input {shape_text(inp)}")
 
 
 def warn_uncovered(layer_type: str, n, k, s, p, d, note: Note) -> None:
@@ -180,10 +195,14 @@ class ConvRule(Rule):
                     f"Received: stride={list(h['stride'])}", "padding",
                 )  # fmt: skip
             # PyTorch pads d(k-1) in total, the odd one on the right; the output keeps its size.
-            h["padding"] = tuple(floor_div(d * (k - 1), 2) for k, d in zip(h["kernel_size"], h["dilation"]))
+            h["padding"] = tuple(
+                floor_div(d * (k - 1), 2) for k, d in zip(h["kernel_size"], h["dilation"])
+            )
             h["same"] = True
         else:
-            h["padding"] = (0,) * dims if h["padding"] == "valid" else per_dim(h, "padding", dims, kind, note)
+            h["padding"] = (
+                (0,) * dims if h["padding"] == "valid" else per_dim(h, "padding", dims, kind, note)
+            )
         channels, groups = inp[0], h["groups"]
         if h.get("in_channels") is not None:
             note.same(
@@ -201,9 +220,8 @@ class ConvRule(Rule):
         if h.get("same"):
             return (h["out_channels"], *inp[1:])
         k, s, p, d = h["kernel_size"], h["stride"], h["padding"], h["dilation"]
-        sizes = tuple(map(f.conv_output_size, inp[1:], k, s, p, d))
-        out = (h["out_channels"], *sizes)
-        check_output(out, inp, h["type"], note)
+        check_window(inp, k, p, d, note)
+        out = (h["out_channels"], *map(f.conv_output_size, inp[1:], k, s, p, d))
         warn_uncovered(h["type"], inp[1:], k, s, p, d, note)
         for ki, pi, di in zip(k, p, d):
             if not is_symbolic(pi) and not is_symbolic(ki) and pi > (di * (ki - 1) + 1) // 2:
@@ -243,7 +261,7 @@ class ConvTransposeRule(ConvRule):
                 h["padding"], h["output_padding"], h["dilation"])
         )  # fmt: skip
         out = (h["out_channels"], *sizes)
-        check_output(out, inp, h["type"], note)
+        check_output(out, inp, note)
         return out
 
     def per_neuron(self, h, fan_in):
@@ -295,9 +313,15 @@ class PoolRule(Rule):
         super().prepare(h, inp, note)
         kind = h["type"]
         h["kernel_size"] = per_dim(h, "kernel_size", self.dims, kind, note)
-        h["stride"] = h["kernel_size"] if h.get("stride") is None else per_dim(h, "stride", self.dims, kind, note)
+        h["stride"] = (
+            h["kernel_size"]
+            if h.get("stride") is None
+            else per_dim(h, "stride", self.dims, kind, note)
+        )
         h["padding"] = per_dim(h, "padding", self.dims, kind, note)
-        h["dilation"] = per_dim(h, "dilation", self.dims, kind, note) if "dilation" in h else (1,) * self.dims
+        h["dilation"] = (
+            per_dim(h, "dilation", self.dims, kind, note) if "dilation" in h else (1,) * self.dims
+        )
         for k, p in zip(h["kernel_size"], h["padding"]):
             if not is_symbolic(k) and not is_symbolic(p) and p > k // 2:
                 raise note.error(
@@ -308,9 +332,9 @@ class PoolRule(Rule):
     def output_shape(self, h, inp, note):
         k, s, p, d = h["kernel_size"], h["stride"], h["padding"], h["dilation"]
         ceil = h["ceil_mode"]
+        check_window(inp, k, p, d, note)
         sizes = tuple(f.pool_output_size(n, *args, ceil) for n, *args in zip(inp[1:], k, s, p, d))
         out = (inp[0], *sizes)
-        check_output(out, inp, h["type"], note)
         if ceil and any(map(is_symbolic, sizes)):
             note.assume("with ceil_mode, the last window starts inside the input")
         if not ceil:
@@ -357,7 +381,7 @@ class LayerNormRule(Rule):
             return
         shape = shape if isinstance(shape, tuple) else (shape,)
         h["normalized_shape"] = shape
-        trailing = inp[len(inp) - len(shape):] if len(shape) <= len(inp) else None
+        trailing = inp[len(inp) - len(shape) :] if len(shape) <= len(inp) else None
         message = (f"normalized_shape={[to_text(v) for v in shape]} must equal the trailing "
                    f"dimensions of the input {shape_text(inp)}")  # fmt: skip
         if trailing is None:
@@ -377,7 +401,11 @@ RULES: dict[str, Rule] = {
     **{f"conv{n}d": ConvRule(n) for n in (1, 2, 3)},
     **{f"conv_transpose{n}d": ConvTransposeRule(n) for n in (1, 2, 3)},
     **{f"{kind}pool{n}d": PoolRule(n) for kind in ("max", "avg") for n in (1, 2, 3)},
-    **{f"adaptive_{kind}pool{n}d": AdaptivePoolRule(n) for kind in ("avg", "max") for n in (1, 2, 3)},
+    **{
+        f"adaptive_{kind}pool{n}d": AdaptivePoolRule(n)
+        for kind in ("avg", "max")
+        for n in (1, 2, 3)
+    },
     "linear": LinearRule(),
     "flatten": FlattenRule(),
     "batchnorm1d": BatchNormRule((1, 2)),

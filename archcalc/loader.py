@@ -41,7 +41,7 @@ def load_spec(source: Any, *, file: str | None = None) -> Spec:
         file = file or str(source)
         data = parse_document(_read(Path(source)), file, is_json=str(source).endswith(".json"))
     elif isinstance(source, str):
-        data = parse_document(source, file, is_json=source.lstrip().startswith("{\""))
+        data = parse_document(source, file, is_json=source.lstrip().startswith('{"'))
     elif isinstance(source, dict):
         data = source
     else:
@@ -211,7 +211,12 @@ def _clean_loc(loc: tuple) -> tuple:
     """Drop the union-tag entries pydantic inserts after a list index."""
     cleaned: list = []
     for item in loc:
-        if isinstance(item, str) and item in UNION_TAGS and cleaned and isinstance(cleaned[-1], int):
+        if (
+            isinstance(item, str)
+            and item in UNION_TAGS
+            and cleaned
+            and isinstance(cleaned[-1], int)
+        ):
             continue
         cleaned.append(item)
     return tuple(cleaned)

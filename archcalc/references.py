@@ -48,7 +48,7 @@ def expressions(layer) -> Iterator[tuple[str, str]]:
 
 def check_references(spec: Spec) -> None:
     """Raise ArchcalcError for the first reference problem in ``spec``."""
-    from archcalc.spec import BUILTIN_TYPES, suggest
+    from archcalc.spec import BUILTIN_TYPES
 
     for name in list(spec.symbols) + [p for block in spec.blocks.values() for p in block.params]:
         if name in expr.RESERVED_NAMES:
@@ -64,7 +64,9 @@ def check_references(spec: Spec) -> None:
     _check_list(spec, spec.layers, "layers", globals_, calls.setdefault("", set()))
     for name, block in spec.blocks.items():
         scope = globals_ | frozenset(block.params)
-        _check_list(spec, block.layers, f"blocks.{name}.layers", scope, calls.setdefault(name, set()))
+        _check_list(
+            spec, block.layers, f"blocks.{name}.layers", scope, calls.setdefault(name, set())
+        )
     done: set[str] = set()
     for name in spec.blocks:
         _find_cycle(name, calls, [name], done)
@@ -72,7 +74,9 @@ def check_references(spec: Spec) -> None:
         for key, value in spec.expect:
             for index, item in enumerate(value if isinstance(value, list) else [value]):
                 if isinstance(item, str):
-                    _check_names(item, globals_, f"expect.{key}", index if key == "output" else None)
+                    _check_names(
+                        item, globals_, f"expect.{key}", index if key == "output" else None
+                    )
     for index, item in enumerate(spec.input):
         if isinstance(item, str):
             _check_names(item, globals_, "input", index)
@@ -129,7 +133,7 @@ def _find_cycle(name: str, calls: dict[str, set[str]], stack: list[str], done: s
     """Depth-first search for a block that (indirectly) calls itself."""
     for callee in sorted(calls.get(name, ())):
         if callee in stack:
-            loop = " -> ".join([*stack[stack.index(callee):], callee])
+            loop = " -> ".join([*stack[stack.index(callee) :], callee])
             raise ArchcalcError(f"recursive block: {loop}", path=f"blocks.{stack[0]}")
         if callee not in done:
             _find_cycle(callee, calls, [*stack, callee], done)

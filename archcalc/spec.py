@@ -405,7 +405,9 @@ class Spec(_Model):
 
     name: str = Field(description="Name of the network.")
     description: Optional[str] = Field(None, description="Free text.")
-    symbols: dict[SymbolName, Optional[Annotated[int, Field(strict=True, ge=1, le=expr.MAX_VALUE)]]] = Field(
+    symbols: dict[
+        SymbolName, Optional[Annotated[int, Field(strict=True, ge=1, le=expr.MAX_VALUE)]]
+    ] = Field(
         default_factory=dict,
         description="Names usable in expressions: an int is a default value, null a free symbol.",
     )

@@ -1,0 +1,189 @@
+"""The ``archcalc`` command line.
+
+Exit status: 0 success, 1 invalid spec or failed expectation, 2 usage error.
+Bad input never prints a traceback (set ARCHCALC_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence
+
+from archcalc.errors import ArchcalcError
+
+EXAMPLES = """examples:
+  archcalc analyze specs/atari_dqn.yaml
+  archcalc analyze specs/quiz_conv.yaml --set J=224 --set K=224 --format markdown
+  archcalc explain specs/alexnet_conv1_224.yaml
+  archcalc check specs/*.yaml
+"""
+
+
+def _parse_set(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE. Received: {text!r}")
+    try:
+        number = int(value.strip().replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer value. Received: {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"symbols are positive integers. Received: {text!r}")
+    return name.strip(), number
+
+
+def _add_values(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", dest="values", metavar="NAME=VALUE", type=_parse_set, action="append",
+        default=[], help="give a symbol a value (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--symbolic", action="store_true",
+        help="ignore the symbols' default values: every symbol not --set stays free",
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="archcalc",
+        description="Exact layer arithmetic for neural-network specs: output sizes, weights "
+        "per neuron, neurons, connections, parameters and MACs, numeric or symbolic.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    analyze = commands.add_parser("analyze", help="summary table of every layer and the totals",
+                                  description="Summary table of every layer and the totals.")  # fmt: skip
+    analyze.add_argument("spec", metavar="SPEC", help="a YAML or JSON spec file")
+    _add_values(analyze)
+    analyze.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    analyze.add_argument("--json", action="store_true", help="same as --format json")
+
+    explain = commands.add_parser("explain", help="the working: formula, numbers, value",
+                                  description="Each quantity as formula, then with numbers, then the value.")  # fmt: skip
+    explain.add_argument("spec", metavar="SPEC", help="a YAML or JSON spec file")
+    explain.add_argument("--layer", metavar="PATH", help="only this layer (path or name)")
+    _add_values(explain)
+
+    check = commands.add_parser("check", help="validate specs and their expect: entries",
+                                description="Validate each spec and every expect: entry; "
+                                "exit 1 if any spec is invalid or any expectation fails.")  # fmt: skip
+    check.add_argument("specs", metavar="SPEC", nargs="+", help="spec files")
+    check.add_argument("--quiet", "-q", action="store_true", help="print only problems")
+
+    schema = commands.add_parser("schema", help="JSON Schema of the spec language",
+                                 description="Print the JSON Schema of the spec language.")  # fmt: skip
+    schema.add_argument("--indent", type=int, default=2, help="indentation (default 2)")
+    return parser
+
+
+def _version() -> str:
+    from archcalc import __version__
+
+    return f"archcalc {__version__}"
+
+
+def _analysis(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    from archcalc.analysis import analyze
+    from archcalc.loader import load_spec
+
+    spec = load_spec(args.spec, file=args.spec)
+    values = dict(args.values)
+    unknown = sorted(set(values) - set(spec.symbols))
+    if unknown:
+        declared = ", ".join(spec.symbols) or "none"
+        parser.error(f"--set {unknown[0]}: not a symbol of {args.spec} (declared: {declared})")
+    try:
+        return analyze(spec, symbolic=args.symbolic, **values)
+    except ArchcalcError as err:
+        raise err.at(file=args.spec) from None
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = sys.stdout
+    if args.command == "analyze":
+        from archcalc import render
+
+        analysis = _analysis(args, parser)
+        fmt = "json" if args.json else args.format
+        out.write(
+            {"table": render.table, "markdown": render.markdown, "json": render.to_json}[fmt](
+                analysis
+            )
+        )
+        return 0
+    if args.command == "explain":
+        from archcalc.explain import explain
+
+        analysis = _analysis(args, parser)
+        try:
+            out.write(explain(analysis, args.layer))
+        except ArchcalcError as err:
+            raise err.at(file=args.spec) from None
+        return 0
+    if args.command == "check":
+        return _check(args.specs, args.quiet)
+    from archcalc.spec import Spec
+
+    out.write(json.dumps(Spec.model_json_schema(), indent=args.indent) + "\n")
+    return 0
+
+
+def _check(paths: Sequence[str], quiet: bool) -> int:
+    from archcalc.analysis import analyze
+    from archcalc.expectations import check_expectations
+
+    failed = 0
+    for path in paths:
+        try:
+            analysis = analyze(path)
+        except ArchcalcError as err:
+            print(err.at(file=path), file=sys.stdout)
+            failed += 1
+            continue
+        mismatches = check_expectations(analysis)
+        for mismatch in mismatches:
+            print(f"{path}: {mismatch}")
+        for warning in analysis.warnings:
+            if not quiet:
+                print(f"{path}: warning: {warning}")
+        if mismatches:
+            failed += 1
+        elif not quiet:
+            expects = [item.expect for item in analysis.items] + [analysis.spec.expect]
+            checked = sum(value is not None for e in expects if e is not None for _, value in e)
+            print(f"{path}: ok ({len(analysis.rows)} layers, {checked} expected value"
+                  f"{'s' if checked != 1 else ''} hold)")  # fmt: skip
+    if len(paths) > 1 and not quiet:
+        print(f"{len(paths) - failed} of {len(paths)} specs ok")
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``archcalc`` command."""
+    try:
+        return run(argv)
+    except ArchcalcError as err:
+        print(f"archcalc: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as err:  # a bug in archcalc, not bad input: still no traceback by default
+        if os.environ.get("ARCHCALC_DEBUG"):
+            raise
+        print(f"archcalc: internal error: {type(err).__name__}: {err} "
+              "(please report it; ARCHCALC_DEBUG=1 shows the traceback)", file=sys.stderr)  # fmt: skip
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

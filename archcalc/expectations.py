@@ -1,0 +1,84 @@
+"""Comparing computed numbers with the ``expect:`` entries of a spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from archcalc import expr
+from archcalc.analysis import Analysis, Item
+from archcalc.layers import shape_text
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One failed expectation."""
+
+    path: str  # "" for the whole network
+    key: str
+    expected: str
+    computed: str
+
+    def __str__(self) -> str:
+        where = f"{self.path} " if self.path else ""
+        return f"{where}{self.key}: expected {self.expected}, computed {self.computed}"
+
+
+def check_expectations(analysis: Analysis) -> list[Mismatch]:
+    """Every ``expect:`` entry (top level and per layer item) that does not hold.
+
+    Per-item values of a composite are sums over its layers; a repeated or
+    templated item is checked at every place it was expanded.
+    """
+    mismatches: list[Mismatch] = []
+    for item in analysis.items:
+        if item.expect is not None:
+            computed = _item_values(analysis, item)
+            mismatches += _compare(item.path, item.expect, computed, item.env)
+    if analysis.spec.expect is not None:
+        computed = {"output": analysis.output, **analysis.totals}
+        mismatches += _compare("", analysis.spec.expect, computed, analysis.env)
+    return mismatches
+
+
+def _item_values(analysis: Analysis, item: Item) -> dict[str, Any]:
+    rows = analysis.rows[item.first_row : item.end_row]
+    values: dict[str, Any] = {"output": item.output}
+    for key in ("neurons", "connections", "params", "macs"):
+        present = [getattr(row, key) for row in rows if getattr(row, key) is not None]
+        values[key] = expr.simplify(sum(present)) if present else None
+    leaf = rows[0] if rows and rows[0].path == item.path else None
+    values["weights_per_neuron"] = leaf.weights_per_neuron if leaf else None
+    return values
+
+
+def _compare(path: str, expect: Any, computed: dict, env: Mapping) -> list[Mismatch]:
+    found = []
+    for key, wanted in expect:
+        if wanted is None:
+            continue
+        actual = computed.get(key)
+        if key == "output":
+            wanted_values = [_value(v, env) for v in wanted]
+            same = (
+                actual is not None
+                and len(actual) == len(wanted_values)
+                and all(expr.equal(a, b) is True for a, b in zip(actual, wanted_values))
+            )
+            if not same:
+                found.append(Mismatch(path, key, shape_text(wanted_values), shape_text(actual)))
+            continue
+        wanted_value = _value(wanted, env)
+        if actual is None:
+            found.append(Mismatch(path, key, _text(wanted_value), "not applicable"))
+        elif expr.equal(actual, wanted_value) is not True:
+            found.append(Mismatch(path, key, _text(wanted_value), _text(actual)))
+    return found
+
+
+def _value(value: Any, env: Mapping) -> Any:
+    return value if isinstance(value, int) else expr.evaluate_text(value, env)
+
+
+def _text(value: Any) -> str:
+    return f"{value}" if isinstance(value, int) else expr.to_text(value)

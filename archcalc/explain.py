@@ -1,0 +1,215 @@
+"""The quiz answer with the working shown: formula, then numbers, then value.
+
+Notation follows the course: an input J×K×L (L channels), i filters of
+M×N, stride s, padding P, dilation d, groups g; a pooling window F.
+
+    width = 1 + (K + 2P - N)/s = 1 + (224 + 4 - 11)/4 = 55 (floor of 55.25)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archcalc.analysis import Analysis, Row
+from archcalc.expr import is_symbolic, to_text
+from archcalc.layers import shape_text
+from archcalc.render import number
+
+_DIM_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+_IN_LETTERS = {1: ("J",), 2: ("J", "K"), 3: ("D", "J", "K")}
+_K_LETTERS = {1: ("M",), 2: ("M", "N"), 3: ("T", "M", "N")}
+_LABEL_WIDTH = 19
+
+
+def explain(analysis: Analysis, layer: str | None = None) -> str:
+    """Working for every row (or the one at path/name ``layer``)."""
+    rows = [analysis.row(layer)] if layer else analysis.rows
+    blocks = [_explain_row(row) for row in rows]
+    if not layer:
+        t = analysis.totals
+        blocks.append(
+            "\n".join([
+                f"network {analysis.spec.name}: input {_shape(analysis.input)} -> output "
+                f"{_shape(analysis.output)}",
+                _line("parameters", "sum over layers", None, t["params"]),
+                _line("neurons", "sum over weighted layers", None, t["neurons"]),
+                _line("connections", "sum over weighted layers", None, t["connections"]),
+                _line("MACs", "sum over weighted layers", None, t["macs"]),
+                _line("FLOPs", "2 × MACs", f"2 × {number(t['macs'])}", t["flops"]),
+            ])
+        )  # fmt: skip
+    return "\n\n".join(blocks) + "\n"
+
+
+def _shape(shape: tuple) -> str:
+    texts = (to_text(v) for v in shape)
+    return "×".join(f"({t})" if " " in t else t for t in texts)
+
+
+def _each(values: tuple) -> str:
+    """One value when all dimensions agree (``4``), else ``4×2``."""
+    return to_text(values[0]) if len(set(values)) == 1 else _shape(values)
+
+
+def _line(label: str, formula: str, numbers: str | None, value: Any, remark: str = "") -> str:
+    parts = [formula]
+    if numbers is not None and numbers != formula and not is_symbolic(value):
+        parts.append(numbers)
+    shown = value if isinstance(value, str) else number(value)
+    if shown != parts[-1]:
+        parts.append(shown)
+    text = f"  {label.ljust(_LABEL_WIDTH)}= " + " = ".join(parts)
+    return text + (f" ({remark})" if remark else "")
+
+
+def _explain_row(row: Row) -> str:
+    title = f"{row.path}" + (f" {row.name}" if row.name else "") + f": {row.type}"
+    kind = row.type
+    if kind.startswith("conv_transpose"):
+        body = _conv_transpose(row)
+    elif kind.startswith("conv"):
+        body = _conv(row)
+    elif "pool" in kind and not kind.startswith("adaptive"):
+        body = _pool(row)
+    elif kind == "linear":
+        body = _linear(row)
+    else:
+        body = _other(row)
+    return "\n".join([title, *body])
+
+
+def _size_lines(row: Row, formula, numbers, window_word: str) -> list[str]:
+    dims = len(row.input) - 1
+    h = row.hyper
+    lines = []
+    for axis in range(dims):
+        n, k, s, p = (row.input[axis + 1], h["kernel_size"][axis], h["stride"][axis],
+                      h["padding"][axis])  # fmt: skip
+        d = h.get("dilation", (1,) * dims)[axis]
+        letters = (_IN_LETTERS[dims][axis], _K_LETTERS[dims][axis] if window_word == "M" else "F")
+        value = row.output[axis + 1]
+        padded = p != 0 or window_word == "M"
+        text_formula = formula(*letters, d != 1, padded)
+        text_numbers, exact = numbers(n, k, s, p, d, padded)
+        remark = ""
+        if exact is not None and exact != value:
+            rounding = "ceil" if h.get("ceil_mode") else "floor"
+            remark = f"{rounding} of {exact:.4g}"
+        lines.append(_line(_DIM_NAMES[dims][axis], text_formula, text_numbers, value, remark))
+    return lines
+
+
+def _window_formula(n: str, k: str, dilated: bool, padded: bool) -> str:
+    pad = " + 2P" if padded else ""
+    window = f"d({k}-1) - 1" if dilated else k
+    return f"1 + ({n}{pad} - {window})/s"
+
+
+def _window_numbers(n, k, s, p, d, padded):
+    if any(is_symbolic(v) for v in (n, k, s, p, d)):
+        return None, None
+    window = f"{d}({k}-1) - 1" if d != 1 else f"{k}"
+    pad = f" + {2 * p}" if padded else ""
+    exact = (n + 2 * p - d * (k - 1) - 1) / s + 1
+    return f"1 + ({n}{pad} - {window})/{s}", exact
+
+
+def _conv(row: Row) -> list[str]:
+    h, dims = row.hyper, len(row.input) - 1
+    c_in, filters, g = row.input[0], row.output[0], h["groups"]
+    kernel = "·".join(_K_LETTERS[dims])
+    header = (f"  input {_shape(row.input[1:])}×{to_text(c_in)} ({'×'.join(_IN_LETTERS[dims])}×L), "
+              f"i = {to_text(filters)} filters {_shape(h['kernel_size'])} ({'×'.join(_K_LETTERS[dims])}), "
+              f"stride s = {_each(h['stride'])}, padding P = "
+              + ("same" if h.get("same") else _each(h["padding"])))  # fmt: skip
+    if any(d != 1 for d in h["dilation"]):
+        header += f", dilation d = {_each(h['dilation'])}"
+    if g != 1:
+        header += f", groups g = {to_text(g)}"
+    lines = [header]
+    if h.get("same"):
+        lines += [_line(name, "input size (padding 'same')", None, size)
+                  for name, size in zip(_DIM_NAMES[dims], row.output[1:])]  # fmt: skip
+    else:
+        lines += _size_lines(row, _window_formula, _window_numbers, "M")
+    per_in = "(L/g)" if g != 1 else "L"
+    fan_formula = f"{per_in}·{kernel}"
+    fan_numbers = "·".join(number(v) for v in ((c_in if g == 1 else c_in // g), *h["kernel_size"])) \
+        if not any(map(is_symbolic, (c_in, g, *h["kernel_size"]))) else None  # fmt: skip
+    bias = h["bias"]
+    sizes = "·".join(_DIM_NAMES[dims])
+    lines += [
+        _line("output", f"{'×'.join(_DIM_NAMES[dims])}×i", _shape((*row.output[1:], filters)),
+              _shape((*row.output[1:], filters)), f"channels first: [{', '.join(map(to_text, row.output))}]"),
+        _line("weights per neuron", f"1 + {fan_formula}" if bias else fan_formula,
+              (f"1 + {fan_numbers}" if bias else fan_numbers) if fan_numbers else None,
+              row.weights_per_neuron),
+        _line("neurons", f"{sizes}·i", "·".join(number(v) for v in (*row.output[1:], filters)),
+              row.neurons),
+        _line("connections", "neurons × weights per neuron",
+              f"{number(row.neurons)} × {number(row.weights_per_neuron)}", row.connections),
+        _line("parameters", "i × weights per neuron",
+              f"{number(filters)} × {number(row.weights_per_neuron)}", row.params, "weight sharing"),
+        _line("MACs", f"neurons × {fan_formula}", f"{number(row.neurons)} × {number(row.fan_in)}",
+              row.macs, "bias excluded"),
+    ]  # fmt: skip
+    return lines
+
+
+def _pool(row: Row) -> list[str]:
+    h, dims = row.hyper, len(row.input) - 1
+    header = (f"  input {_shape(row.input[1:])}×{to_text(row.input[0])}, window F = "
+              f"{_each(h['kernel_size'])}, stride s = {_each(h['stride'])}")  # fmt: skip
+    if any(p != 0 for p in h["padding"]):
+        header += f", padding P = {_each(h['padding'])}"
+    if h.get("ceil_mode"):
+        header += ", ceil_mode"
+    lines = [header, *_size_lines(row, _window_formula, _window_numbers, "F")]
+    lines.append(_line("output", f"{'×'.join(_DIM_NAMES[dims])}×channels",
+                       None, _shape((*row.output[1:], row.output[0]))))  # fmt: skip
+    lines.append(_line("parameters", "0", None, 0, "pooling has no weights"))
+    return lines
+
+
+def _linear(row: Row) -> list[str]:
+    n, m = row.input[0], row.output[0]
+    bias = row.hyper["bias"]
+    per_neuron = "n + 1" if bias else "n"
+    return [
+        f"  n = {number(n)} inputs, m = {number(m)} outputs",
+        _line("weights per neuron", per_neuron, f"{number(n)} + 1" if bias else None,
+              row.weights_per_neuron),
+        _line("neurons", "m", None, row.neurons),
+        _line("connections", f"m({per_neuron})" if bias else "m·n",
+              f"{number(m)} × {number(row.weights_per_neuron)}", row.connections),
+        _line("parameters", f"m({per_neuron})" if bias else "m·n",
+              f"{number(m)} × {number(row.weights_per_neuron)}", row.params, "no sharing"),
+        _line("MACs", "m·n", f"{number(m)} × {number(n)}", row.macs, "bias excluded"),
+    ]  # fmt: skip
+
+
+def _conv_transpose(row: Row) -> list[str]:
+    h = row.hyper
+    return [
+        f"  input {_shape(row.input)}, {to_text(row.output[0])} output channels, kernel "
+        f"{_shape(h['kernel_size'])}, stride {_shape(h['stride'])}, padding {_shape(h['padding'])}",
+        _line("output size", "(n-1)s - 2P + d(k-1) + output_padding + 1", None,
+              _shape(row.output)),
+        _line("neurons", "output units", None, row.neurons),
+        _line("parameters", "C_in·(C_out/g)·Πk + C_out·bias", None, row.params),
+        _line("MACs", "input units × (C_out/g)·Πk", None, row.macs, "bias excluded"),
+        _line("connections", "MACs + neurons·bias", None, row.connections),
+    ]  # fmt: skip
+
+
+def _other(row: Row) -> list[str]:
+    kind = row.type
+    if kind == "flatten":
+        return [_line("output", "product of the input shape",
+                      "·".join(number(v) for v in row.input), row.output[0])]  # fmt: skip
+    if kind.startswith("batchnorm"):
+        return [_line("parameters", "2 × channels", f"2 × {number(row.input[0])}", row.params,
+                      "gamma and beta; running mean and variance are buffers")]  # fmt: skip
+    if kind == "layernorm":
+        return [_line("parameters", "2 × normalised elements", None, row.params)]
+    return [f"  output {shape_text(row.output)} (same as input), no parameters"]
