@@ -21,7 +21,7 @@ from archcalc.spec import BUILTIN_TYPES, FIELD_MINIMUM, Spec
 
 Value = expr.Value
 #: Leaf layers (and composites) a spec may expand to, repeats and blocks included.
-MAX_EXPANDED_LAYERS = 200_000
+MAX_EXPANDED_LAYERS = 100_000
 TOTAL_KEYS = ("params", "neurons", "connections", "macs", "flops")
 ROW_KEYS = ("weights_per_neuron", "neurons", "connections", "params", "macs")
 
@@ -250,7 +250,8 @@ class _Walker:
             if total > MAX_EXPANDED_LAYERS:
                 raise ArchcalcError(
                     f"the network expands to more than {MAX_EXPANDED_LAYERS:,} layers here "
-                    "(repeats and blocks unrolled); refusing to analyse it", path=here,
+                    "(repeats and blocks unrolled); refusing to analyse it",
+                    path=here if len(here) < 80 else f"{here[:30]}...{here[-40:]}",
                 )  # fmt: skip
         return total
 

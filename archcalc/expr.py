@@ -45,6 +45,11 @@ _BINOPS = {
 # --------------------------------------------------------------------------- parsing
 
 
+def short(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters for an error message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 @lru_cache(maxsize=8192)
 def parse(text: str) -> tuple:
     """Parse an expression string into a small tuple tree, or raise ArchcalcError.
@@ -69,25 +74,25 @@ def parse(text: str) -> tuple:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
         detail = getattr(err, "msg", None) or type(err).__name__
-        raise ArchcalcError(f"cannot parse expression {text!r}: {detail}") from None
+        raise ArchcalcError(f"cannot parse expression {short(text)!r}: {detail}") from None
     return _convert(tree.body, text, 0)
 
 
 def _convert(node: ast.AST, text: str, depth: int) -> tuple:
     if depth > MAX_EXPRESSION_DEPTH:
-        raise ArchcalcError(f"expression {text!r} is nested too deeply")
+        raise ArchcalcError(f"expression {short(text)!r} is nested too deeply")
     if isinstance(node, ast.Constant):
         if type(node.value) is not int:
             raise ArchcalcError(
-                f"only integers may appear in an expression. Received: {node.value!r} in {text!r}"
+                f"only integers may appear in an expression. Received: {node.value!r} in {short(text)!r}"
             )
         _check_magnitude(node.value, text)
         return ("num", node.value)
     if isinstance(node, ast.Name):
         if node.id.startswith("_"):
-            raise ArchcalcError(f"names may not start with '_'. Received: {node.id!r} in {text!r}")
+            raise ArchcalcError(f"names may not start with '_'. Received: {node.id!r} in {short(text)!r}")
         if node.id in FUNCTIONS:
-            raise ArchcalcError(f"{node.id} is a function; call it as {node.id}(...) in {text!r}")
+            raise ArchcalcError(f"{node.id} is a function; call it as {node.id}(...) in {short(text)!r}")
         return ("name", node.id)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         inner = _convert(node.operand, text, depth + 1)
@@ -109,11 +114,11 @@ def _convert(node: ast.AST, text: str, depth: int) -> tuple:
         low, high = FUNCTIONS[func]
         if len(node.args) < low or (high is not None and len(node.args) > high):
             wanted = "1 argument" if high == 1 else "at least 1 argument"
-            raise ArchcalcError(f"{func}() takes {wanted}. Received: {len(node.args)} in {text!r}")
+            raise ArchcalcError(f"{func}() takes {wanted}. Received: {len(node.args)} in {short(text)!r}")
         args = tuple(_convert(arg, text, depth + 1) for arg in node.args)
         return ("call", func, args)
     raise ArchcalcError(
-        f"unsupported syntax in expression {text!r}: {type(node).__name__}; "
+        f"unsupported syntax in expression {short(text)!r}: {type(node).__name__}; "
         "allowed are integers, names, + - * / // % **, parentheses, min, max, floor, ceil"
     )
 
@@ -149,7 +154,7 @@ def evaluate(tree: tuple, env: Mapping[str, Value], text: str = "") -> Value:
     value = _eval(tree, env, text)
     if not isinstance(value, int):
         if _is_fraction(value):
-            raise ArchcalcError(f"{text!r} is {value}, not an integer; use // or floor() to round")
+            raise ArchcalcError(f"{short(text)!r} is {value}, not an integer; use // or floor() to round")
         value = _integer_expr(value, text)
     else:
         _check_magnitude(value, text)
@@ -166,7 +171,7 @@ def _eval(tree: tuple, env: Mapping[str, Value], text: str) -> Value:
         except KeyError:
             known = ", ".join(sorted(env)) or "none"
             raise ArchcalcError(
-                f"unknown name {tree[1]!r} in {text!r}; declared: {known}"
+                f"unknown name {tree[1]!r} in {short(text)!r}; declared: {known}"
             ) from None
     if kind == "neg":
         return -_eval(tree[1], env, text)
@@ -179,14 +184,14 @@ def _eval(tree: tuple, env: Mapping[str, Value], text: str) -> Value:
 def _binary(op: str, a: Value, b: Value, text: str) -> Value:
     numeric = _is_number(a) and _is_number(b)
     if op in ("/", "//", "%") and _is_number(b) and b == 0:
-        raise ArchcalcError(f"division by zero in {text!r}")
+        raise ArchcalcError(f"division by zero in {short(text)!r}")
     if op == "+":
         result = a + b
     elif op == "-":
         result = a - b
     elif op == "*":
         if numeric and _bits(a) + _bits(b) > _MAX_BITS:
-            raise ArchcalcError(f"value of {text!r} is astronomically large")
+            raise ArchcalcError(f"value of {short(text)!r} is astronomically large")
         result = a * b
     elif op == "/":
         if numeric:
@@ -205,16 +210,16 @@ def _binary(op: str, a: Value, b: Value, text: str) -> Value:
         result = a % b if numeric else _sympy().Mod(a, b)
     else:  # "**"
         if not (isinstance(b, int)):
-            raise ArchcalcError(f"the exponent in {text!r} must be a constant integer")
+            raise ArchcalcError(f"the exponent in {short(text)!r} must be a constant integer")
         if b < 0 or b > MAX_EXPONENT:
             raise ArchcalcError(
-                f"the exponent in {text!r} must be between 0 and {MAX_EXPONENT}. Received: {b}"
+                f"the exponent in {short(text)!r} must be between 0 and {MAX_EXPONENT}. Received: {b}"
             )
         if numeric and _bits(a) * b > _MAX_BITS:
-            raise ArchcalcError(f"value of {text!r} is astronomically large")
+            raise ArchcalcError(f"value of {short(text)!r} is astronomically large")
         result = a**b
     if numeric and _bits(result) > _MAX_BITS:
-        raise ArchcalcError(f"value of {text!r} is astronomically large")
+        raise ArchcalcError(f"value of {short(text)!r} is astronomically large")
     return result
 
 
@@ -259,7 +264,7 @@ def _bits(value: Any) -> int:
 
 def _check_magnitude(value: int, text: str) -> None:
     if abs(value) > MAX_VALUE:
-        shown = text or str(value)
+        shown = short(text or str(value))
         raise ArchcalcError(
             f"value of {shown!r} is astronomically large (at most {MAX_VALUE:.0e} is supported)"
         )
@@ -269,7 +274,7 @@ def _integer_expr(value: Any, text: str) -> Value:
     """Collapse a sympy result to ``int`` when it has no free symbols."""
     if value.is_Number:
         if not value.is_Integer:
-            raise ArchcalcError(f"{text!r} is {value}, not an integer; use // or floor() to round")
+            raise ArchcalcError(f"{short(text)!r} is {value}, not an integer; use // or floor() to round")
         result = int(value)
         _check_magnitude(result, text)
         return result

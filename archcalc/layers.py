@@ -382,7 +382,7 @@ class LayerNormRule(Rule):
         shape = shape if isinstance(shape, tuple) else (shape,)
         h["normalized_shape"] = shape
         trailing = inp[len(inp) - len(shape) :] if len(shape) <= len(inp) else None
-        message = (f"normalized_shape={[to_text(v) for v in shape]} must equal the trailing "
+        message = (f"normalized_shape={shape_text(shape)} must equal the trailing "
                    f"dimensions of the input {shape_text(inp)}")  # fmt: skip
         if trailing is None:
             raise note.error(message, "normalized_shape")

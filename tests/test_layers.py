@@ -1,0 +1,172 @@
+"""Every layer type against hand-computed rows.
+
+Each case: layer, input shape -> output, weights per neuron, neurons,
+connections, parameters, MACs (None where a quantity does not apply).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from archcalc import analyze
+from tests.conftest import spec
+
+CASES = [
+    # conv2d: LeNet conv1 (DOMAIN.md), 6 filters 5x5 over 32x32x1
+    ({"type": "conv2d", "out_channels": 6, "kernel_size": 5}, [1, 32, 32],
+     (6, 28, 28), 26, 4704, 122304, 156, 4704 * 25),
+    # AlexNet conv1, lecture version: 224 + P=2, 96 filters 11x11, s=4
+    ({"type": "conv2d", "out_channels": 96, "kernel_size": 11, "stride": 4, "padding": 2}, [3, 224, 224],
+     (96, 55, 55), 364, 290400, 105705600, 34944, 290400 * 363),
+    # grouped: AlexNet conv2, each filter sees 48 of 96 maps
+    ({"type": "conv2d", "out_channels": 256, "kernel_size": 5, "padding": 2, "groups": 2}, [96, 27, 27],
+     (256, 27, 27), 1201, 186624, 186624 * 1201, 307456, 186624 * 1200),
+    # dilation 2, no bias: effective window 5, 10 - 5 + 1 = 6
+    ({"type": "conv2d", "out_channels": 8, "kernel_size": 3, "dilation": 2, "bias": False}, [4, 10, 10],
+     (8, 6, 6), 36, 288, 288 * 36, 288, 288 * 36),
+    # rectangular: H = floor((9 + 2 - 3)/2) + 1 = 5, W = floor((12 - 5)/3) + 1 = 3
+    ({"type": "conv2d", "out_channels": 3, "kernel_size": [3, 5], "stride": [2, 3], "padding": [1, 0]},
+     [2, 9, 12], (3, 5, 3), 31, 45, 1395, 93, 1350),
+    # padding 'same' with an even kernel keeps the size
+    ({"type": "conv2d", "out_channels": 4, "kernel_size": 4, "padding": "same"}, [3, 17, 17],
+     (4, 17, 17), 49, 1156, 1156 * 49, 196, 1156 * 48),
+    ({"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": "valid"}, [3, 5, 5],
+     (4, 3, 3), 28, 36, 1008, 112, 972),
+    # conv1d: floor((100 - 5)/2) + 1 = 48
+    ({"type": "conv1d", "out_channels": 8, "kernel_size": 5, "stride": 2}, [4, 100],
+     (8, 48), 21, 384, 8064, 168, 7680),
+    ({"type": "conv3d", "out_channels": 4, "kernel_size": 3}, [2, 8, 8, 8],
+     (4, 6, 6, 6), 55, 864, 47520, 220, 864 * 54),
+    # transposed: (7-1)*2 - 2 + 3 + 1 = 14; MACs = input units x (C_out/g) k^2
+    ({"type": "conv_transpose2d", "out_channels": 32, "kernel_size": 4, "stride": 2, "padding": 1},
+     [64, 7, 7], (32, 14, 14), None, 6272, 49 * 64 * 32 * 16 + 6272, 64 * 32 * 16 + 32, 49 * 64 * 32 * 16),
+    ({"type": "conv_transpose2d", "out_channels": 4, "kernel_size": 3, "stride": 2, "output_padding": 1,
+      "groups": 2, "bias": False}, [6, 5, 5], (4, 12, 12), None, 576, 25 * 6 * 2 * 9, 6 * 2 * 9, 25 * 6 * 2 * 9),
+    # linear: DQN fc
+    ({"type": "linear", "out_features": 256}, [2592], (256,), 2593, 256, 663808, 663808, 663552),
+    ({"type": "linear", "out_features": 3, "bias": False}, [10], (3,), 10, 3, 30, 30, 30),
+    # pooling
+    ({"type": "maxpool2d", "kernel_size": 3, "stride": 2}, [96, 55, 55], (96, 27, 27), None, None, None, 0, 0),
+    ({"type": "maxpool2d", "kernel_size": 3, "stride": 2, "ceil_mode": True}, [1, 6, 6],
+     (1, 3, 3), None, None, None, 0, 0),
+    # ceil_mode: a last window that would start in the right padding is dropped (4 -> 3)
+    ({"type": "maxpool2d", "kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": True}, [1, 5, 5],
+     (1, 3, 3), None, None, None, 0, 0),
+    ({"type": "maxpool2d", "kernel_size": 2, "dilation": 2}, [1, 9, 9], (1, 4, 4), None, None, None, 0, 0),
+    ({"type": "avgpool2d", "kernel_size": 2}, [3, 8, 8], (3, 4, 4), None, None, None, 0, 0),
+    ({"type": "avgpool2d", "kernel_size": 3, "stride": 1, "padding": 1}, [3, 8, 8], (3, 8, 8), None, None, None, 0, 0),
+    ({"type": "maxpool1d", "kernel_size": 3, "stride": 2}, [4, 11], (4, 5), None, None, None, 0, 0),
+    ({"type": "avgpool1d", "kernel_size": 4}, [2, 10], (2, 2), None, None, None, 0, 0),
+    ({"type": "adaptive_avgpool2d", "output_size": 6}, [256, 13, 13], (256, 6, 6), None, None, None, 0, 0),
+    ({"type": "adaptive_maxpool2d", "output_size": [1, 2]}, [512, 7, 7], (512, 1, 2), None, None, None, 0, 0),
+    ({"type": "adaptive_avgpool1d", "output_size": 3}, [5, 9], (5, 3), None, None, None, 0, 0),
+    # shape and normalisation
+    ({"type": "flatten"}, [16, 4, 4], (256,), None, None, None, 0, 0),
+    ({"type": "batchnorm2d"}, [64, 8, 8], (64, 8, 8), None, None, None, 128, 0),
+    ({"type": "batchnorm2d", "affine": False}, [64, 8, 8], (64, 8, 8), None, None, None, 0, 0),
+    ({"type": "batchnorm1d", "num_features": 20}, [20], (20,), None, None, None, 40, 0),
+    ({"type": "batchnorm1d"}, [20, 7], (20, 7), None, None, None, 40, 0),
+    ({"type": "layernorm"}, [10, 4], (10, 4), None, None, None, 80, 0),
+    ({"type": "layernorm", "normalized_shape": [4]}, [10, 4], (10, 4), None, None, None, 8, 0),
+    ({"type": "local_response_norm", "size": 5}, [96, 55, 55], (96, 55, 55), None, None, None, 0, 0),
+    ({"type": "dropout", "p": 0.5}, [4096], (4096,), None, None, None, 0, 0),
+    ({"type": "dropout2d"}, [8, 4, 4], (8, 4, 4), None, None, None, 0, 0),
+    *[({"type": kind}, [7], (7,), None, None, None, 0, 0)
+      for kind in ("relu", "tanh", "sigmoid", "gelu", "elu", "selu", "softmax", "identity", "leaky_relu")],
+    ({"type": "leaky_relu", "negative_slope": 0.2}, [3], (3,), None, None, None, 0, 0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "layer, shape, output, per_neuron, neurons, connections, params, macs",
+    CASES,
+    ids=[f"{case[0]['type']}-{i}" for i, case in enumerate(CASES)],
+)
+def test_layer_table(layer, shape, output, per_neuron, neurons, connections, params, macs):
+    row = analyze(spec([layer], shape)).rows[0]
+    assert row.output == output
+    assert (row.weights_per_neuron, row.neurons, row.connections) == (per_neuron, neurons, connections)
+    assert (row.params, row.macs) == (params, macs)
+
+
+def test_every_builtin_type_is_in_the_table():
+    from archcalc.spec import BUILTIN_TYPES
+
+    covered = {case[0]["type"] for case in CASES} | {"residual", "concat", "repeat"}
+    missing = set(BUILTIN_TYPES) - covered - {"conv_transpose1d", "conv_transpose3d", "maxpool3d",
+                                              "avgpool3d", "batchnorm3d", "adaptive_avgpool3d",
+                                              "adaptive_maxpool1d", "adaptive_maxpool3d"}  # fmt: skip
+    assert not missing
+
+
+def test_activation_shorthand_adds_a_row():
+    a = analyze(spec([{"type": "linear", "out_features": 4, "activation": "tanh"}], [3]))
+    assert [(r.path, r.type) for r in a.rows] == [("layers[0]", "linear"), ("layers[0].activation", "tanh")]
+
+
+def test_residual_identity_and_projection():
+    block = [{"type": "conv2d", "out_channels": 16, "kernel_size": 3, "padding": 1, "activation": "relu"},
+             {"type": "conv2d", "out_channels": 16, "kernel_size": 3, "padding": 1}]  # fmt: skip
+    a = analyze(spec([{"type": "residual", "body": block, "activation": "relu"}], [16, 8, 8]))
+    assert a.output == (16, 8, 8)
+    assert a.totals["params"] == 2 * 16 * (16 * 9 + 1)
+    assert [r.path for r in a.rows] == ["layers[0].body[0]", "layers[0].body[0].activation",
+                                        "layers[0].body[1]", "layers[0].activation"]  # fmt: skip
+    down = {"type": "residual",
+            "body": [{"type": "conv2d", "out_channels": 32, "kernel_size": 3, "stride": 2, "padding": 1}],
+            "shortcut": [{"type": "conv2d", "out_channels": 32, "kernel_size": 1, "stride": 2}]}  # fmt: skip
+    a = analyze(spec([down], [16, 8, 8]))
+    assert a.output == (32, 4, 4)
+    assert a.totals["params"] == 32 * (16 * 9 + 1) + 32 * (16 + 1)
+    assert a.rows[1].path == "layers[0].shortcut[0]"
+
+
+def test_concat_sums_channels_with_identity_branch():
+    layer = {"type": "concat", "branches": [
+        [{"type": "conv2d", "out_channels": 4, "kernel_size": 1}],
+        [{"type": "conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1}],
+        [],
+    ]}  # fmt: skip
+    a = analyze(spec([layer], [8, 10, 10]))
+    assert a.output == (18, 10, 10)
+    assert [r.path for r in a.rows] == ["layers[0].branches[0][0]", "layers[0].branches[1][0]"]
+
+
+def test_repeat_unrolls_with_iteration_paths():
+    layer = {"type": "repeat", "times": 3, "layers": [{"type": "linear", "out_features": 5, "activation": "relu"}]}
+    a = analyze(spec([layer], [5]))
+    assert len(a.rows) == 6
+    assert a.rows[4].path == "layers[0][2].layers[0]"
+    assert a.totals["params"] == 3 * 30
+
+
+def test_blocks_are_templates_with_parameters():
+    s = spec(
+        [{"type": "fc", "n": 7}, {"type": "fc", "n": "2*A"}],
+        [3],
+        symbols={"A": 5},
+        blocks={"fc": {"params": ["n"], "layers": [{"type": "linear", "out_features": "n"}, {"type": "relu"}]}},
+    )
+    a = analyze(s)
+    assert a.output == (10,)
+    assert a.rows[2].path == "layers[1].layers[0]"
+    assert a.totals["params"] == 7 * 4 + 10 * 8
+    assert analyze(s, A=1).output == (2,)
+
+
+def test_expressions_in_fields_and_input():
+    s = spec([{"type": "conv2d", "out_channels": "2*C", "kernel_size": "k", "padding": "k//2"}],
+             ["C", "H", "H"], symbols={"C": 3, "H": 32, "k": 5})  # fmt: skip
+    assert analyze(s).output == (6, 32, 32)
+    assert analyze(s, H=16, k=3).output == (6, 16, 16)
+
+
+def test_composite_expectations_sum_over_their_layers():
+    from archcalc.expectations import check_expectations
+
+    layer = {"type": "residual", "body": [{"type": "linear", "out_features": 4}], "expect": {"params": 20, "output": [4]}}
+    assert check_expectations(analyze(spec([layer], [4]))) == []
+    wrong = {**layer, "expect": {"params": 21, "weights_per_neuron": 5}}
+    found = [str(m) for m in check_expectations(analyze(spec([wrong], [4])))]
+    assert found == ["layers[0] weights_per_neuron: expected 5, computed not applicable",
+                     "layers[0] params: expected 21, computed 20"]  # fmt: skip
