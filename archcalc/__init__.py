@@ -1,7 +1,12 @@
 """archcalc: exact layer arithmetic for neural-network architecture specs.
 
 >>> import archcalc
->>> a = archcalc.analyze("specs/atari_dqn.yaml") if False else None
+>>> net = archcalc.analyze({
+...     "name": "tiny", "input": [1, 28, 28],
+...     "layers": [{"type": "conv2d", "out_channels": 6, "kernel_size": 5}],
+... })
+>>> net.rows[0].output, net.rows[0].connections, net.totals["params"]
+((6, 24, 24), 89856, 156)
 """
 
 from archcalc.analysis import Analysis, Row, analyze

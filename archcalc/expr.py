@@ -90,9 +90,13 @@ def _convert(node: ast.AST, text: str, depth: int) -> tuple:
         return ("num", node.value)
     if isinstance(node, ast.Name):
         if node.id.startswith("_"):
-            raise ArchcalcError(f"names may not start with '_'. Received: {node.id!r} in {short(text)!r}")
+            raise ArchcalcError(
+                f"names may not start with '_'. Received: {node.id!r} in {short(text)!r}"
+            )
         if node.id in FUNCTIONS:
-            raise ArchcalcError(f"{node.id} is a function; call it as {node.id}(...) in {short(text)!r}")
+            raise ArchcalcError(
+                f"{node.id} is a function; call it as {node.id}(...) in {short(text)!r}"
+            )
         return ("name", node.id)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         inner = _convert(node.operand, text, depth + 1)
@@ -114,7 +118,9 @@ def _convert(node: ast.AST, text: str, depth: int) -> tuple:
         low, high = FUNCTIONS[func]
         if len(node.args) < low or (high is not None and len(node.args) > high):
             wanted = "1 argument" if high == 1 else "at least 1 argument"
-            raise ArchcalcError(f"{func}() takes {wanted}. Received: {len(node.args)} in {short(text)!r}")
+            raise ArchcalcError(
+                f"{func}() takes {wanted}. Received: {len(node.args)} in {short(text)!r}"
+            )
         args = tuple(_convert(arg, text, depth + 1) for arg in node.args)
         return ("call", func, args)
     raise ArchcalcError(
@@ -154,7 +160,9 @@ def evaluate(tree: tuple, env: Mapping[str, Value], text: str = "") -> Value:
     value = _eval(tree, env, text)
     if not isinstance(value, int):
         if _is_fraction(value):
-            raise ArchcalcError(f"{short(text)!r} is {value}, not an integer; use // or floor() to round")
+            raise ArchcalcError(
+                f"{short(text)!r} is {value}, not an integer; use // or floor() to round"
+            )
         value = _integer_expr(value, text)
     else:
         _check_magnitude(value, text)
@@ -274,7 +282,9 @@ def _integer_expr(value: Any, text: str) -> Value:
     """Collapse a sympy result to ``int`` when it has no free symbols."""
     if value.is_Number:
         if not value.is_Integer:
-            raise ArchcalcError(f"{short(text)!r} is {value}, not an integer; use // or floor() to round")
+            raise ArchcalcError(
+                f"{short(text)!r} is {value}, not an integer; use // or floor() to round"
+            )
         result = int(value)
         _check_magnitude(result, text)
         return result

@@ -77,9 +77,15 @@ def test_errors_name_the_file(tmp_path):
 @pytest.mark.parametrize(
     "text, match",
     [
-        ("name: x\n  input: [1\n", r"line 2, column 8: invalid YAML: mapping values are not allowed"),
+        (
+            "name: x\n  input: [1\n",
+            r"line 2, column 8: invalid YAML: mapping values are not allowed",
+        ),
         ("name: a\nname: b\n", r"line 2, column 1: duplicate key 'name'"),
-        ("- 1\n- 2\n", r"expected a mapping with name, input and layers at the top level; found a list"),
+        (
+            "- 1\n- 2\n",
+            r"expected a mapping with name, input and layers at the top level; found a list",
+        ),
         ("42", r"found a int"),
         ("", r"found an empty document"),
         ("a: &a [*a]\n", r"document refers to itself \(a recursive YAML alias\)"),
@@ -109,7 +115,9 @@ def test_deep_nesting_is_refused():
 
 
 def test_exponential_blocks_are_refused():
-    blocks = {f"b{i}": {"layers": [{"type": f"b{i + 1}"}, {"type": f"b{i + 1}"}]} for i in range(40)}
+    blocks = {
+        f"b{i}": {"layers": [{"type": f"b{i + 1}"}, {"type": f"b{i + 1}"}]} for i in range(40)
+    }
     blocks["b40"] = {"layers": [{"type": "relu"}]}
     with pytest.raises(ArchcalcError, match="expands to more than 100,000 layers"):
         analyze(spec([{"type": "b0"}], blocks=blocks))
@@ -120,12 +128,16 @@ def test_warnings_uncovered_rows_and_large_padding():
     assert [str(w) for w in a.warnings] == [
         "layers[0]: (224 + 4 - 11)/4 = 54.25: the last row and column of the padded input are never covered"
     ]
-    a = analyze(spec([{"type": "conv2d", "out_channels": 2, "kernel_size": 3, "padding": 3}], [1, 8, 8]))
+    a = analyze(
+        spec([{"type": "conv2d", "out_channels": 2, "kernel_size": 3, "padding": 3}], [1, 8, 8])
+    )
     assert [w.message for w in a.warnings] == [
         "padding=3 is more than half the kernel (3): the outermost outputs see mostly padding"
     ]
     a = analyze(spec([{"type": "maxpool1d", "kernel_size": 2, "stride": 3}], [1, 10]))
-    assert [w.message for w in a.warnings] == ["(10 - 2)/3 = 2.667: the last 2 positions of the padded input are never covered"]
+    assert [w.message for w in a.warnings] == [
+        "(10 - 2)/3 = 2.667: the last 2 positions of the padded input are never covered"
+    ]
     assert analyze("specs/alexnet.yaml").warnings == []
 
 
@@ -144,7 +156,9 @@ def test_symbolic_conditions_become_assumptions():
 
 
 def test_set_rejects_unknown_and_non_positive_values():
-    with pytest.raises(ArchcalcError, match=r"cannot set 'X': not a declared symbol \(declared: A\)"):
+    with pytest.raises(
+        ArchcalcError, match=r"cannot set 'X': not a declared symbol \(declared: A\)"
+    ):
         analyze("specs/atari_dqn.yaml", X=3)
     with pytest.raises(ArchcalcError, match=r"symbols are positive integers\. Received: A=0"):
         analyze("specs/atari_dqn.yaml", A=0)

@@ -104,6 +104,7 @@ def test_conditions_and_equality():
 
 
 def test_numeric_path_does_not_import_sympy():
+    import os
     import subprocess
     import sys
 
@@ -114,6 +115,8 @@ def test_numeric_path_does_not_import_sympy():
         "render.table(a); explain.explain(a)\n"
         "print('sympy' in sys.modules)"
     )
+    from tests.conftest import ROOT
+
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=__import__("tests.conftest").conftest.ROOT)  # fmt: skip
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     assert out.stdout.strip() == "False"

@@ -85,7 +85,11 @@ CASES = [
 def test_layer_table(layer, shape, output, per_neuron, neurons, connections, params, macs):
     row = analyze(spec([layer], shape)).rows[0]
     assert row.output == output
-    assert (row.weights_per_neuron, row.neurons, row.connections) == (per_neuron, neurons, connections)
+    assert (row.weights_per_neuron, row.neurons, row.connections) == (
+        per_neuron,
+        neurons,
+        connections,
+    )
     assert (row.params, row.macs) == (params, macs)
 
 
@@ -101,7 +105,10 @@ def test_every_builtin_type_is_in_the_table():
 
 def test_activation_shorthand_adds_a_row():
     a = analyze(spec([{"type": "linear", "out_features": 4, "activation": "tanh"}], [3]))
-    assert [(r.path, r.type) for r in a.rows] == [("layers[0]", "linear"), ("layers[0].activation", "tanh")]
+    assert [(r.path, r.type) for r in a.rows] == [
+        ("layers[0]", "linear"),
+        ("layers[0].activation", "tanh"),
+    ]
 
 
 def test_residual_identity_and_projection():
@@ -133,7 +140,11 @@ def test_concat_sums_channels_with_identity_branch():
 
 
 def test_repeat_unrolls_with_iteration_paths():
-    layer = {"type": "repeat", "times": 3, "layers": [{"type": "linear", "out_features": 5, "activation": "relu"}]}
+    layer = {
+        "type": "repeat",
+        "times": 3,
+        "layers": [{"type": "linear", "out_features": 5, "activation": "relu"}],
+    }
     a = analyze(spec([layer], [5]))
     assert len(a.rows) == 6
     assert a.rows[4].path == "layers[0][2].layers[0]"
@@ -145,7 +156,12 @@ def test_blocks_are_templates_with_parameters():
         [{"type": "fc", "n": 7}, {"type": "fc", "n": "2*A"}],
         [3],
         symbols={"A": 5},
-        blocks={"fc": {"params": ["n"], "layers": [{"type": "linear", "out_features": "n"}, {"type": "relu"}]}},
+        blocks={
+            "fc": {
+                "params": ["n"],
+                "layers": [{"type": "linear", "out_features": "n"}, {"type": "relu"}],
+            }
+        },
     )
     a = analyze(s)
     assert a.output == (10,)
@@ -164,7 +180,11 @@ def test_expressions_in_fields_and_input():
 def test_composite_expectations_sum_over_their_layers():
     from archcalc.expectations import check_expectations
 
-    layer = {"type": "residual", "body": [{"type": "linear", "out_features": 4}], "expect": {"params": 20, "output": [4]}}
+    layer = {
+        "type": "residual",
+        "body": [{"type": "linear", "out_features": 4}],
+        "expect": {"params": 20, "output": [4]},
+    }
     assert check_expectations(analyze(spec([layer], [4]))) == []
     wrong = {**layer, "expect": {"params": 21, "weights_per_neuron": 5}}
     found = [str(m) for m in check_expectations(analyze(spec([wrong], [4])))]

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The main job: validate every shipped spec against its expected answers, then
+# show the summary table and the worked answers of the course's exercises.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup.sh
+archcalc=.venv/bin/archcalc
+$archcalc check specs/*.yaml
+for spec in specs/lenet5.yaml specs/alexnet.yaml specs/atari_dqn.yaml; do
+    echo
+    $archcalc analyze "$spec"
+done
+echo
+$archcalc explain specs/atari_dqn.yaml
+echo
+$archcalc explain specs/alexnet_conv1_224.yaml --layer conv1
+echo
+$archcalc explain specs/quiz_conv.yaml

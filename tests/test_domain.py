@@ -1,0 +1,82 @@
+"""The worked answers of the course (shared DOMAIN.md) must come out exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from archcalc import analyze
+from archcalc.expectations import check_expectations
+from tests.conftest import SPECS
+
+# spec, layer path -> weights per neuron, output (channels first), neurons, connections, params
+WORKED = [
+    ("lenet5_32.yaml", "conv1", 26, (6, 28, 28), 4704, 122304, 156),
+    ("alexnet_conv1_224.yaml", "conv1", 364, (96, 55, 55), 290400, 105705600, 34944),
+    ("alexnet_conv1_224.yaml", "pool1", None, (96, 27, 27), None, None, 0),
+    ("atari_dqn.yaml", "conv1", 257, (16, 20, 20), 6400, 1644800, 4112),
+    ("atari_dqn.yaml", "conv2", 257, (32, 9, 9), 2592, 666144, 8224),
+    ("atari_dqn.yaml", "fc", 2593, (256,), 256, 663808, 663808),
+    ("atari_dqn.yaml", "output", 257, (18,), 18, 4626, 4626),
+]
+
+
+@pytest.mark.parametrize("name, layer, per_neuron, output, neurons, connections, params", WORKED)
+def test_worked_answers(name, layer, per_neuron, output, neurons, connections, params):
+    row = analyze(SPECS / name).row(layer)
+    assert (row.weights_per_neuron, row.output, row.neurons) == (per_neuron, output, neurons)
+    assert (row.connections, row.params) == (connections, params)
+
+
+@pytest.mark.parametrize(
+    "name, params, neurons",
+    [
+        ("atari_dqn.yaml", 680770, None),
+        ("lenet5.yaml", 44426, None),
+        ("lenet5_32.yaml", 61706, None),
+        ("alexnet.yaml", 60965224, 659272),  # "60 million parameters and 650,000 neurons"
+    ],
+)
+def test_network_totals(name, params, neurons):
+    totals = analyze(SPECS / name).totals
+    assert totals["params"] == params
+    if neurons is not None:
+        assert totals["neurons"] == neurons
+
+
+def test_lenet_first_linear_layer_inputs():
+    assert analyze(SPECS / "lenet5.yaml").row("fc1").input == (256,)  # 16*4*4
+    assert analyze(SPECS / "lenet5_32.yaml").row("fc1").input == (400,)  # 16*5*5
+
+
+def test_quiz_answers_are_symbolic_and_substitute():
+    quiz = analyze(SPECS / "quiz_conv.yaml")
+    assert quiz.symbolic
+    assert [str(v) for v in quiz.to_dict()["output"]] == [
+        "i", "floor((J + 2*P - M)/s) + 1", "floor((K + 2*P - N)/s) + 1",
+    ]  # fmt: skip
+    assert quiz.to_dict()["totals"]["params"] == "i*(L*M*N + 1)"
+    lecture = dict(J=224, K=224, L=3, i=96, M=11, N=11, s=4, P=2)
+    numeric = analyze(SPECS / "quiz_conv.yaml", **lecture)
+    assert numeric.output == (96, 55, 55) and numeric.totals["params"] == 34944
+    assert numeric.totals["connections"] == 105705600
+    pool = analyze(SPECS / "quiz_pool.yaml", J=55, K=55, C=96, F=3, s=2)
+    assert pool.output == (96, 27, 27)
+    assert analyze(SPECS / "quiz_pool.yaml").to_dict()["output"] == [
+        "C", "floor((J - F)/s) + 1", "floor((K - F)/s) + 1",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_specs_meet_their_expectations(path):
+    analysis = analyze(path)
+    assert analysis.items and any(item.expect for item in analysis.items)
+    assert check_expectations(analysis) == []
+
+
+def test_a_wrong_expectation_is_reported():
+    import yaml
+
+    data = yaml.safe_load((SPECS / "atari_dqn.yaml").read_text())
+    data["layers"][1]["expect"]["connections"] = 666000
+    found = [str(m) for m in check_expectations(analyze(data))]
+    assert found == ["layers[1] connections: expected 666000, computed 666144"]
