@@ -47,9 +47,12 @@ def pool_output_size(
     if not ceil_mode:
         return floor_div(span, s) + 1
     out = ceil_div(span, s) + 1
-    if isinstance(out, int) and isinstance(n, int) and (out - 1) * s >= n + p:
-        out -= 1
-    return out
+    last_start, limit = (out - 1) * s, n + p  # the last window must start inside input/left pad
+    if isinstance(out, int) and isinstance(limit, int):
+        return out - 1 if last_start >= limit else out
+    import sympy
+
+    return out - sympy.Piecewise((1, sympy.Ge(last_start, limit)), (0, True))
 
 
 def conv_transpose_output_size(
