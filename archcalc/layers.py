@@ -132,14 +132,16 @@ def warn_uncovered(layer_type: str, n, k, s, p, d, note: Note) -> None:
             window = di * (ki - 1) + 1
             span = f"{ni} + {2 * pi} - {window}" if pi else f"{ni} - {window}"
             quotient = f"{(ni + 2 * pi - window) / si:.4g}"
-            lost.setdefault((span, si, quotient, left), []).append(word)
-    for (span, stride, quotient, left), dim_words in lost.items():
+            lost.setdefault((span, si, quotient, left, max(left - pi, 0)), []).append(word)
+    for (span, stride, quotient, left, real), dim_words in lost.items():
         things = " and ".join(dim_words) + ("s" if left > 1 else "")
         count = "" if left == 1 else f"{left} "
         verb = "are" if len(dim_words) > 1 or left > 1 else "is"
+        effect = (f"{real} of them input, not padding" if real
+                  else "only padding, no input value is lost")  # fmt: skip
         note.warn(
             f"({span})/{stride} = {quotient}: the last {count}{things} of the padded input "
-            f"{verb} never covered"
+            f"{verb} never covered ({effect})"
         )
 
 

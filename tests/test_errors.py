@@ -126,7 +126,8 @@ def test_exponential_blocks_are_refused():
 def test_warnings_uncovered_rows_and_large_padding():
     a = analyze("specs/alexnet_conv1_224.yaml")
     assert [str(w) for w in a.warnings] == [
-        "layers[0]: (224 + 4 - 11)/4 = 54.25: the last row and column of the padded input are never covered"
+        "layers[0]: (224 + 4 - 11)/4 = 54.25: the last row and column of the padded input are never "
+        "covered (only padding, no input value is lost)"
     ]
     a = analyze(
         spec([{"type": "conv2d", "out_channels": 2, "kernel_size": 3, "padding": 3}], [1, 8, 8])
@@ -136,7 +137,8 @@ def test_warnings_uncovered_rows_and_large_padding():
     ]
     a = analyze(spec([{"type": "maxpool1d", "kernel_size": 2, "stride": 3}], [1, 10]))
     assert [w.message for w in a.warnings] == [
-        "(10 - 2)/3 = 2.667: the last 2 positions of the padded input are never covered"
+        "(10 - 2)/3 = 2.667: the last 2 positions of the padded input are never covered "
+        "(2 of them input, not padding)"
     ]
     assert analyze("specs/alexnet.yaml").warnings == []
 
