@@ -34,8 +34,8 @@ def child_lists(layer) -> Iterator[tuple[str, list]]:
 
 def expressions(layer) -> Iterator[tuple[str, str]]:
     """Every expression string of a layer item, with the field path suffix."""
-    fields = layer.__pydantic_extra__ or {} if type(layer).__name__ == "BlockCall" else {}
-    items = list(fields.items()) + [(name, getattr(layer, name)) for name in layer.EXPR_FIELDS]
+    block_args = layer.__pydantic_extra__ or {}  # None for built-in types (extra fields forbidden)
+    items = list(block_args.items()) + [(name, getattr(layer, name)) for name in layer.EXPR_FIELDS]
     if layer.expect is not None:
         items += [(f"expect.{key}", value) for key, value in layer.expect if value is not None]
     for field, value in items:

@@ -7,8 +7,6 @@ Layers are a discriminated union on ``type``; a ``type`` that is not built in
 names a user-defined block.
 """
 
-from __future__ import annotations
-
 import difflib
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
@@ -126,7 +124,9 @@ _ACTIVATION_FIELD = Field(
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=False)
+    # Deferred: the recursive layer union is then generated once, inside Spec, not once per
+    # composite model (that alone was ~60% of the CLI's start-up time).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class LayerExpect(_Model):
@@ -301,7 +301,7 @@ class Activation(_Layer):
     alpha: Optional[float] = Field(None, description="elu only (default 1.0).")
 
     @model_validator(mode="after")
-    def _fields_match_type(self) -> Activation:
+    def _fields_match_type(self) -> "Activation":
         if self.negative_slope is not None and self.type != "leaky_relu":
             raise ValueError(f"negative_slope applies to leaky_relu only, not {self.type}")
         if self.alpha is not None and self.type != "elu":
@@ -346,7 +346,7 @@ class Repeat(_Layer):
 class BlockCall(_Layer):
     """A user-defined block (template) from ``blocks``; its params are given as fields."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
     __pydantic_extra__: dict[str, IntExpr(None)] = Field(init=False)
     type: str = Field(description="The name of a block defined under `blocks`.")
 
@@ -381,9 +381,6 @@ Layer = Annotated[
         custom_error_message="each layer needs a 'type' (a built-in layer type or a block name)",
     ),
 ]
-
-for _cls in (Residual, Concat, Repeat):
-    _cls.model_rebuild()
 
 # ----------------------------------------------------------------------------- the spec
 
@@ -421,15 +418,11 @@ class Spec(_Model):
     layers: LayerList = Field(min_length=1, description="The layers, in execution order.")
 
     @model_validator(mode="after")
-    def _check_names(self) -> Spec:
+    def _check_names(self) -> "Spec":
         from archcalc.references import check_references
 
         check_references(self)
         return self
-
-
-Spec.model_rebuild()
-Block.model_rebuild()
 
 
 def suggest(name: str, choices) -> str:

@@ -1,0 +1,120 @@
+"""archcalc benchmarks: prints figures, asserts nothing (targets are in the README).
+
+    .venv/bin/python benchmarks/bench.py
+
+1. numeric analysis of generated chains of 1,000 and 10,000 layers
+   (target: 10k/1k ratio <= 12, <= 50 us per layer);
+2. ResNet-152 from YAML text to totals (against torchinfo once verify brings torch);
+3. CLI wall time of `archcalc analyze specs/lenet5.yaml` against
+   `python -c "import pydantic, yaml"` (target: <= 2x).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from archcalc import analyze, load_spec  # noqa: E402
+
+
+def best_of(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def chain(n: int) -> dict:
+    """n leaf layers: alternating conv2d(8, 3x3, same) and relu over an 8x16x16 input."""
+    layers = []
+    for i in range(n):
+        if i % 2 == 0:
+            layers.append({"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1})
+        else:
+            layers.append({"type": "relu"})
+    return {"name": f"chain{n}", "input": [8, 16, 16], "layers": layers}
+
+
+def bench_chains() -> None:
+    print("1. generated chains (best of 5)")
+    results = {}
+    for n in (1_000, 10_000):
+        data = chain(n)
+        spec = load_spec(data)
+        validate = best_of(lambda data=data: load_spec(data), 5)
+        walk = best_of(lambda spec=spec: analyze(spec), 5)
+        results[n] = validate + walk
+        print(f"   {n:>6,} layers: validate {validate * 1e3:7.1f} ms + analyse {walk * 1e3:7.1f} ms"
+              f" = {(validate + walk) * 1e3:7.1f} ms, {(validate + walk) / n * 1e6:5.1f} us/layer")  # fmt: skip
+    print(f"   ratio 10k/1k = {results[10_000] / results[1_000]:.1f} (target <= 12)")
+
+
+def bench_resnet() -> None:
+    text = (ROOT / "benchmarks" / "resnet152.yaml").read_text()
+    seconds = best_of(lambda: analyze(text).totals, 5)
+    totals = analyze(text).totals
+    print("2. ResNet-152, YAML text -> totals (best of 5)")
+    print(
+        f"   archcalc: {seconds * 1e3:.1f} ms  (params {totals['params']:,}, MACs {totals['macs']:,})"
+    )
+    try:
+        import torchinfo
+
+        import verify
+
+        build = verify.build  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        print(
+            "   torchinfo: skipped (torch, torchinfo and verify.build come with the verify issue)"
+        )
+        return
+    start = time.perf_counter()
+    model = build(load_spec(text))
+    torchinfo.summary(model, input_size=(1, 3, 224, 224), verbose=0)
+    other = time.perf_counter() - start
+    print(f"   torchinfo (build + summary): {other * 1e3:.0f} ms -> {other / seconds:.0f}x")
+
+
+# The cheapest possible pydantic program: one model with one constrained field, validated once.
+# `import pydantic` alone is lazy and loads almost nothing; this shows what any pydantic-based
+# validator pays before doing any work of its own.
+ONE_MODEL = (
+    "from pydantic import BaseModel, Field\nimport yaml\n"
+    "class A(BaseModel):\n    x: int = Field(1, ge=0)\nA(x=1)"
+)
+
+
+def bench_cli(runs: int = 15) -> None:
+    commands = {
+        "archcalc analyze specs/lenet5.yaml": [sys.executable, "-m", "archcalc.cli", "analyze",
+                                               str(ROOT / "specs" / "lenet5.yaml")],
+        "python -c 'import pydantic, yaml'": [sys.executable, "-c", "import pydantic, yaml"],
+        "python -c '<one pydantic model>'": [sys.executable, "-c", ONE_MODEL],
+    }  # fmt: skip
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):  # interleaved, so that machine noise hits all alike
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+            times[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    base = medians["python -c 'import pydantic, yaml'"]
+    print(f"3. CLI wall time (median of {runs}, interleaved)")
+    for name, value in medians.items():
+        print(f"   {name:<36} {value * 1e3:5.0f} ms  {value / base:4.2f}x")
+    print("   target: archcalc <= 2x the import line")
+
+
+if __name__ == "__main__":
+    print(f"python {sys.version.split()[0]} on {sys.platform}")
+    bench_chains()
+    bench_resnet()
+    bench_cli()
