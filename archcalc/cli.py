@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from archcalc.errors import ArchcalcError
@@ -92,7 +93,7 @@ def _analysis(args: argparse.Namespace, parser: argparse.ArgumentParser):
     from archcalc.analysis import analyze
     from archcalc.loader import load_spec
 
-    spec = load_spec(args.spec, file=args.spec)
+    spec = load_spec(Path(args.spec), file=args.spec)
     values = dict(args.values)
     unknown = sorted(set(values) - set(spec.symbols))
     if unknown:
@@ -139,11 +140,12 @@ def run(argv: Sequence[str] | None = None) -> int:
 def _check(paths: Sequence[str], quiet: bool) -> int:
     from archcalc.analysis import analyze
     from archcalc.expectations import check_expectations
+    from archcalc.loader import load_spec
 
     failed = 0
     for path in paths:
         try:
-            analysis = analyze(path)
+            analysis = analyze(load_spec(Path(path), file=path))
         except ArchcalcError as err:
             print(err.at(file=path), file=sys.stdout)
             failed += 1
