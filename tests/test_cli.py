@@ -21,20 +21,13 @@ def run(capsys, *argv):
     return code, out, err
 
 
+@pytest.mark.parametrize("command", ["analyze", "explain"])
 @pytest.mark.parametrize("name", SHIPPED)
-def test_analyze_table_golden(name, capsys, golden, monkeypatch):
+def test_golden_output(command, name, capsys, golden, monkeypatch):
     monkeypatch.chdir(ROOT)
-    code, out, _ = run(capsys, "analyze", f"specs/{name}")
+    code, out, _ = run(capsys, command, f"specs/{name}")
     assert code == 0
-    golden(f"{name}.analyze.txt", out)
-
-
-@pytest.mark.parametrize("name", SHIPPED)
-def test_explain_golden(name, capsys, golden, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    code, out, _ = run(capsys, "explain", f"specs/{name}")
-    assert code == 0
-    golden(f"{name}.explain.txt", out)
+    golden(f"{name}.{command}.txt", out)
 
 
 def test_markdown_golden(capsys, golden, monkeypatch):
