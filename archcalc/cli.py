@@ -161,8 +161,9 @@ def _check(paths: Sequence[str], quiet: bool) -> int:
         elif not quiet:
             expects = [item.expect for item in analysis.items] + [analysis.spec.expect]
             checked = sum(value is not None for e in expects if e is not None for _, value in e)
-            print(f"{path}: ok ({len(analysis.rows)} layers, {checked} expected value"
-                  f"{'s' if checked != 1 else ''} hold)")  # fmt: skip
+            layers = len(analysis.rows)
+            print(f"{path}: ok ({layers} layer{'s' * (layers != 1)}, {checked} expected "
+                  f"value{'s hold' if checked != 1 else ' holds'})")  # fmt: skip
     if len(paths) > 1 and not quiet:
         print(f"{len(paths) - failed} of {len(paths)} specs ok")
     return 1 if failed else 0
