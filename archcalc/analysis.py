@@ -57,7 +57,8 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """A layer item of the spec as it was expanded: leaf or composite, with its rows."""
+    """A layer item of the spec as it was expanded: leaf or composite, with its rows
+    ``rows[first_row:end_row]`` (the item's own activation row last, if it has one)."""
 
     path: str
     type: str
@@ -66,6 +67,9 @@ class Item:
     end_row: int
     expect: Any
     env: Mapping[str, Value] = field(repr=False, compare=False)
+    #: Child item lists: residual (body, shortcut); concat one per branch; repeat and
+    #: block calls one sequence; leaves none.
+    children: tuple = field(default=(), repr=False, compare=False)
 
 
 @dataclass
@@ -78,6 +82,7 @@ class Analysis:
     output: tuple
     rows: list[Row]
     items: list[Item]
+    tree: list[Item]
     warnings: list[SpecWarning]
     assumptions: list[tuple[str, str]]
     env: Mapping[str, Value] = field(repr=False)
@@ -140,7 +145,7 @@ def analyze(spec: Any, *, symbolic: bool = False, **values: int) -> Analysis:
     walker = _Walker(spec)
     walker.count(spec.layers, env, "layers", 0)
     inp = tuple(walker.evaluate(v, env, f"input[{i}]", "input") for i, v in enumerate(spec.input))
-    out = walker.run(spec.layers, inp, "layers", env)
+    out, tree = walker.run(spec.layers, inp, "layers", env)
     return Analysis(
         spec=spec,
         values={k: v for k, v in env.items() if isinstance(v, int)},
@@ -148,6 +153,7 @@ def analyze(spec: Any, *, symbolic: bool = False, **values: int) -> Analysis:
         output=out,
         rows=walker.rows,
         items=walker.items,
+        tree=tree,
         warnings=walker.warnings,
         assumptions=walker.assumptions,
         env=env,
@@ -257,28 +263,40 @@ class _Walker:
 
     # -- the walk
 
-    def run(self, layers: list, shape: tuple, prefix: str, env: Mapping[str, Value]) -> tuple:
+    def run(
+        self, layers: list, shape: tuple, prefix: str, env: Mapping[str, Value]
+    ) -> tuple[tuple, list[Item]]:
+        """Analyse a layer list; returns the output shape and the list's items (a tree)."""
+        items: list[Item] = []
         for index, layer in enumerate(layers):
             path = f"{prefix}[{index}]"
             first = len(self.rows)
             kind = layer.type
+            children: tuple = ()
             if kind == "residual":
-                shape = self.residual(layer, shape, path, env)
+                shape, children = self.residual(layer, shape, path, env)
             elif kind == "concat":
-                shape = self.concat(layer, shape, path, env)
+                shape, children = self.concat(layer, shape, path, env)
             elif kind == "repeat":
                 times = self.evaluate(layer.times, env, f"{path}.times", "times")
+                sequence: list[Item] = []
                 for k in range(times):
-                    shape = self.run(layer.layers, shape, f"{path}[{k}].layers", env)
+                    shape, done = self.run(layer.layers, shape, f"{path}[{k}].layers", env)
+                    sequence += done
+                children = (sequence,)
             elif kind in BUILTIN_TYPES:
                 shape = self.leaf(self.resolve(layer, env, path), layer.name, shape, path)
             else:
                 inner = self.block_env(layer, env, path)
-                shape = self.run(self.spec.blocks[kind].layers, shape, f"{path}.layers", inner)
+                block = self.spec.blocks[kind].layers
+                shape, done = self.run(block, shape, f"{path}.layers", inner)
+                children = (done,)
             if getattr(layer, "activation", None) is not None and kind not in _LEAF_WITH_ACTIVATION:
                 shape = self.activation(layer.activation, shape, path)
-            self.items.append(Item(path, kind, shape, first, len(self.rows), layer.expect, env))
-        return shape
+            item = Item(path, kind, shape, first, len(self.rows), layer.expect, env, children)
+            self.items.append(item)
+            items.append(item)
+        return shape, items
 
     def leaf(self, h: dict, name: str | None, shape: tuple, path: str) -> tuple:
         note = Note(path, self.warnings, self.assumptions)
@@ -299,9 +317,9 @@ class _Walker:
         h = {"type": kind, "negative_slope": None, "alpha": None}
         return self.leaf(h, None, shape, f"{path}.activation")
 
-    def residual(self, layer: Any, shape: tuple, path: str, env: Mapping[str, Value]) -> tuple:
-        body = self.run(layer.body, shape, f"{path}.body", env)
-        short = self.run(layer.shortcut, shape, f"{path}.shortcut", env)
+    def residual(self, layer: Any, shape: tuple, path: str, env: Mapping[str, Value]):
+        body, body_items = self.run(layer.body, shape, f"{path}.body", env)
+        short, short_items = self.run(layer.shortcut, shape, f"{path}.shortcut", env)
         note = Note(path, self.warnings, self.assumptions)
         message = (f"residual body gives {shape_text(body)} but the shortcut gives "
                    f"{shape_text(short)}; they must match (add a projection to the shortcut)")  # fmt: skip
@@ -309,13 +327,14 @@ class _Walker:
             raise note.error(message)
         for a, b in zip(body, short):
             note.same(a, b, message)
-        return body
+        return body, (body_items, short_items)
 
-    def concat(self, layer: Any, shape: tuple, path: str, env: Mapping[str, Value]) -> tuple:
-        outs = [
+    def concat(self, layer: Any, shape: tuple, path: str, env: Mapping[str, Value]):
+        runs = [
             self.run(branch, shape, f"{path}.branches[{i}]", env)
             for i, branch in enumerate(layer.branches)
         ]
+        outs = [out for out, _ in runs]
         note = Note(path, self.warnings, self.assumptions)
         shapes = ", ".join(shape_text(o) for o in outs)
         message = f"concat branches must agree in every dimension but channels. Received: {shapes}"
@@ -324,7 +343,8 @@ class _Walker:
                 raise note.error(message)
             for a, b in zip(out[1:], outs[0][1:]):
                 note.same(a, b, message)
-        return (expr.simplify(sum(o[0] for o in outs)), *outs[0][1:])
+        channels = expr.simplify(sum(o[0] for o in outs))
+        return (channels, *outs[0][1:]), tuple(items for _, items in runs)
 
 
 #: Leaves whose ``activation`` field is handled in :meth:`_Walker.leaf`.
