@@ -77,6 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("specs", metavar="SPEC", nargs="+", help="spec files")
     check.add_argument("--quiet", "-q", action="store_true", help="print only problems")
 
+    init = commands.add_parser(
+        "init", help="initialisation per weighted layer, and what it does to signals",
+        description="Recommend each weighted layer's initial weights and predict, layer by layer, "
+        "the variance of signals (forward) and gradients (backward) under a scheme.",
+    )  # fmt: skip
+    init.add_argument("spec", metavar="SPEC", help="a YAML or JSON spec file")
+    _add_values(init)
+    init.add_argument(
+        "--scheme", default="recommended", metavar="S",
+        help="recommended (default), kaiming, xavier, lecun, torch_default or normal:STD",
+    )  # fmt: skip
+    init.add_argument("--json", action="store_true", help="print JSON")
+    init.add_argument(
+        "--plot", metavar="FILE.png", help="plot log10 variance against depth for every scheme"
+    )
+
     schema = commands.add_parser("schema", help="JSON Schema of the spec language",
                                  description="Print the JSON Schema of the spec language.")  # fmt: skip
     schema.add_argument("--indent", type=int, default=2, help="indentation (default 2)")
@@ -108,33 +124,90 @@ def _analysis(args: argparse.Namespace, parser: argparse.ArgumentParser):
 def run(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    out = sys.stdout
-    if args.command == "analyze":
-        from archcalc import render
-
-        analysis = _analysis(args, parser)
-        fmt = "json" if args.json else args.format
-        out.write(
-            {"table": render.table, "markdown": render.markdown, "json": render.to_json}[fmt](
-                analysis
-            )
-        )
-        return 0
-    if args.command == "explain":
-        from archcalc.explain import explain
-
-        analysis = _analysis(args, parser)
-        try:
-            out.write(explain(analysis, args.layer))
-        except ArchcalcError as err:
-            raise err.at(file=args.spec) from None
-        return 0
+    commands = {"analyze": _analyze, "explain": _explain, "init": _init, "schema": _schema}
     if args.command == "check":
         return _check(args.specs, args.quiet)
+    return commands[args.command](args, parser)
+
+
+def _analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc import render
+
+    analysis = _analysis(args, parser)
+    fmt = "json" if args.json else args.format
+    renderers = {"table": render.table, "markdown": render.markdown, "json": render.to_json}
+    sys.stdout.write(renderers[fmt](analysis))
+    if fmt != "json":
+        sys.stdout.write(("\n" if fmt == "markdown" else "") + render.init_verdict(analysis) + "\n")
+    return 0
+
+
+def _explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.explain import explain
+
+    analysis = _analysis(args, parser)
+    try:
+        sys.stdout.write(explain(analysis, args.layer))
+    except ArchcalcError as err:
+        raise err.at(file=args.spec) from None
+    return 0
+
+
+def _schema(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from archcalc.spec import Spec
 
-    out.write(json.dumps(Spec.model_json_schema(), indent=args.indent) + "\n")
+    sys.stdout.write(json.dumps(Spec.model_json_schema(), indent=args.indent) + "\n")
     return 0
+
+
+def _init(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc import render
+    from archcalc.init import SCHEMES
+
+    if args.scheme not in SCHEMES and not args.scheme.startswith("normal:"):
+        parser.error(
+            f"--scheme: expected one of {', '.join(SCHEMES)} or normal:STD. Received: {args.scheme}"
+        )
+    if args.scheme.startswith("normal:"):
+        try:
+            if float(args.scheme.split(":", 1)[1]) <= 0:
+                raise ValueError
+        except ValueError:
+            parser.error(f"--scheme normal:STD needs a positive number. Received: {args.scheme}")
+    analysis = _analysis(args, parser)
+    if args.plot:
+        from archcalc.plot import plot_schemes
+
+        plot_schemes(analysis, args.plot)
+    if args.json:
+        sys.stdout.write(json.dumps(_init_json(analysis, args.scheme), indent=2) + "\n")
+    else:
+        sys.stdout.write(render.init_table(analysis, args.scheme))
+    if args.plot:
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _init_json(analysis, scheme: str) -> dict:
+    from archcalc.expr import to_text
+    from archcalc.init import recommend
+    from archcalc.propagation import propagate
+
+    if not analysis.symbolic:
+        return {"spec": analysis.spec.name, **propagate(analysis, scheme).to_dict()}
+    from archcalc.render import _factor
+
+    layers = []
+    for rec in recommend(analysis):
+        layers.append({
+            "path": rec.row.path, "type": rec.row.type,
+            "fan_in": to_text(rec.fans.fan_in), "fan_out": to_text(rec.fans.fan_out),
+            "activation": rec.activation, "gain": {"g0": rec.g0, "g1": rec.g1, "torch": rec.torch_gain},
+            "recommended": rec.to_dict(), "factor": to_text(_factor(rec)),
+            "forward_variance": None, "backward_variance": None,
+        })  # fmt: skip
+    return {"spec": analysis.spec.name, "scheme": scheme, "layers": layers,
+            "output_variance": None, "warnings": ["symbolic spec: variances need --set values"]}  # fmt: skip
 
 
 def _check(paths: Sequence[str], quiet: bool) -> int:

@@ -96,3 +96,111 @@ def markdown(analysis: Analysis) -> str:
 def to_json(analysis: Analysis) -> str:
     """``analysis.to_dict()`` as indented JSON."""
     return json.dumps(analysis.to_dict(), indent=2) + "\n"
+
+
+# ----------------------------------------------------------------------------- initialisation
+
+
+def _short(value: float | None) -> str:
+    return "--" if value is None else f"{value:.3g}"
+
+
+def init_verdict(analysis: Analysis) -> str:
+    """One line for `archcalc analyze`: the recommended init against PyTorch's default."""
+    from archcalc.propagation import propagate
+
+    if analysis.symbolic:
+        return (
+            "init: symbolic spec: `archcalc init` shows each layer's variance factor as a formula"
+        )
+    recommended = propagate(analysis, "recommended")
+    if not recommended.layers:
+        return "init: no weighted layers"
+    default = propagate(analysis, "torch_default")
+
+    def state(p) -> str:
+        return p.verdict.split(": ", 1)[1].split(": pre-activation")[0]
+
+    return (f"init: recommended -> {state(recommended)} (output variance "
+            f"{recommended.output_variance:.3g}); PyTorch default -> {state(default)} "
+            f"(output variance {default.output_variance:.3g}); details: archcalc init")  # fmt: skip
+
+
+def init_table(analysis: Analysis, scheme: str) -> str:
+    """The `archcalc init` report: a row per weighted layer, the code to apply, a verdict."""
+    from archcalc.init import recommend
+
+    recs = recommend(analysis)
+    symbolic = analysis.symbolic
+    prediction = None
+    if not symbolic:
+        from archcalc.propagation import propagate
+
+        prediction = propagate(analysis, scheme)
+    header = ["Path", "Type", "Activation", "fan_in", "fan_out", "Recommended", "std", "bound"]
+    header += ["Factor"] if symbolic else ["Fwd var", "Bwd var", "Bwd norm", "Flag"]
+    body = []
+    for i, rec in enumerate(recs):
+        cells = [rec.row.path, rec.row.type, rec.activation, number(rec.fans.fan_in),
+                 number(rec.fans.fan_out), rec.scheme, _value(rec.std), _value(rec.bound)]  # fmt: skip
+        if prediction is None:
+            cells.append(to_text(_factor(rec)))
+        else:
+            layer = prediction.layers[i]
+            cells += [_short(layer.forward), _short(layer.backward), _short(layer.backward_norm),
+                      layer.flag() or ""]  # fmt: skip
+        body.append(cells)
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < 3 or i == 5 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()  # fmt: skip
+
+    rule = "=" * (sum(widths) + 2 * (len(widths) - 1))
+    title = f"{analysis.spec.name}   init: {'symbolic' if symbolic else scheme}"
+    out = [rule, title, rule, line(header), "-" * len(rule), *map(line, body), rule]
+    if prediction is not None:
+        out.append(prediction.verdict)
+        out.append(f"output variance {prediction.output_variance:.4g} (course's product formula: "
+                   f"{prediction.output_variance_product:.4g}); gradient at the input "
+                   f"{prediction.input_gradient:.4g}")  # fmt: skip
+        out.append("Fwd var: pre-activation variance (input: 1); Bwd var: gradient variance at the "
+                   "layer's input (output: 1); Bwd norm: its squared norm relative to the output "
+                   "gradient's (flags use Fwd var and Bwd norm, healthy in [0.01, 100])")  # fmt: skip
+    else:
+        out.append("factor = G0·fan_in·Var[w] per layer (1 keeps the variance); give every symbol "
+                   "a value (--set) for the full prediction")  # fmt: skip
+    out += ["", "apply (PyTorch, then Keras):"]
+    for code, paths in _grouped(recs, lambda r: (r.torch, r.keras)):
+        out.append(f"  {paths}: {code[0]}")
+        out.append(f"  {' ' * len(paths)}  {code[1]}")
+    notes = [f"  {r.row.path}: {r.fans.torch_differs} (archcalc uses the true fans above)"
+             for r in recs if r.fans.torch_differs]  # fmt: skip
+    if notes:
+        out += ["", "where PyTorch's _calculate_fan_in_and_fan_out differs:", *notes]
+    reasons = {rec.reason for rec in recs}
+    out += ["", "why:", *sorted(f"  {reason}" for reason in reasons)]
+    if prediction is not None and prediction.warnings:
+        out += ["", *(f"note: {w}" for w in prediction.warnings)]
+    return "\n".join(out) + "\n"
+
+
+def _value(value) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) else number(value)
+
+
+def _factor(rec):
+    import sympy
+
+    return sympy.nsimplify(rec.g0) * rec.fans.forward * rec.variance
+
+
+def _grouped(recs, key) -> list[tuple]:
+    groups: dict = {}
+    for rec in recs:
+        groups.setdefault(key(rec), []).append(rec.row.path)
+    result = []
+    for code, paths in groups.items():
+        shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        result.append((code, shown))
+    return result

@@ -1,0 +1,295 @@
+"""Weight-initialisation recommendations for every weighted layer.
+
+For each convolution, transposed convolution and linear layer: the true
+fan-in and fan-out (and PyTorch's, where they differ), the activation that
+follows it, its gains, and the recommended initial distribution with the code
+that applies it in PyTorch and Keras. :mod:`archcalc.propagation` predicts what
+each scheme does to signals and gradients.
+
+>>> from archcalc import analyze
+>>> net = analyze({"name": "n", "input": [64], "layers": [
+...     {"type": "linear", "out_features": 128, "activation": "relu"},
+...     {"type": "linear", "out_features": 10}]})
+>>> [(r.activation, r.scheme, round(r.variance, 6)) for r in recommend(net)]
+[('relu', 'kaiming', 0.03125), ('identity', 'xavier', 0.014493)]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from archcalc import activations
+from archcalc.analysis import Analysis, Item, Row
+from archcalc.errors import ArchcalcError
+from archcalc.expr import product, to_text
+
+SCHEMES = ("recommended", "kaiming", "xavier", "lecun", "torch_default")
+#: Layer types the init looks through when finding the activation after a weighted layer.
+TRANSPARENT = frozenset({
+    "batchnorm1d", "batchnorm2d", "batchnorm3d", "layernorm", "local_response_norm", "dropout",
+    "dropout2d", "flatten", "maxpool1d", "maxpool2d", "maxpool3d", "avgpool1d", "avgpool2d",
+    "avgpool3d", "adaptive_avgpool1d", "adaptive_avgpool2d", "adaptive_avgpool3d",
+    "adaptive_maxpool1d", "adaptive_maxpool2d", "adaptive_maxpool3d",
+})  # fmt: skip
+ACTIVATIONS = frozenset(
+    {"relu", "leaky_relu", "tanh", "sigmoid", "gelu", "elu", "selu", "softmax", "identity"}
+)
+
+
+def is_weighted(row: Row) -> bool:
+    return row.fan_in is not None
+
+
+@dataclass(frozen=True)
+class Fans:
+    """Connection counts of one weighted layer.
+
+    ``fan_in``/``fan_out``: inputs per output unit and outputs per input unit
+    as the init formulas use them (for a transposed convolution, the average
+    fan-in ``(C_in/g)·Πk/Πs``). ``forward``/``backward``: the exact average
+    counts that multiply variances (a strided convolution's input unit feeds
+    ``(C_out/g)·Πk/Πs`` outputs). ``torch_*``: what
+    ``torch.nn.init._calculate_fan_in_and_fan_out`` computes from the weight shape.
+    """
+
+    fan_in: Any
+    fan_out: Any
+    forward: Any
+    backward: Any
+    torch_fan_in: Any
+    torch_fan_out: Any
+
+    @property
+    def torch_differs(self) -> str | None:
+        notes = []
+        if self.torch_fan_in != self.fan_in:
+            notes.append(f"PyTorch's fan_in is {to_text(self.torch_fan_in)}")
+        if self.torch_fan_out != self.fan_out:
+            notes.append(f"PyTorch's fan_out is {to_text(self.torch_fan_out)}")
+        return "; ".join(notes) or None
+
+
+def fans(row: Row) -> Fans:
+    """The fans of a weighted row (conv, conv_transpose, linear)."""
+    if row.type == "linear":
+        n, m = row.input[0], row.output[0]
+        return Fans(n, m, n, m, n, m)
+    h = row.hyper
+    taps, strides, groups = product(h["kernel_size"]), product(h["stride"]), h["groups"]
+    c_in, c_out = row.input[0], row.output[0]
+    per_in, per_out = _div(c_in, groups) * taps, _div(c_out, groups) * taps
+    if row.type.startswith("conv_transpose"):
+        # weight (C_in, C_out/g, *k): PyTorch reads fan_in from dim 1, i.e. the backward count.
+        return Fans(
+            _div(per_in, strides), per_out, _div(per_in, strides), per_out, per_out, c_in * taps
+        )
+    # weight (C_out, C_in/g, *k): PyTorch's fan_out = C_out·Πk ignores the groups.
+    return Fans(per_in, per_out, per_in, _div(per_out, strides), per_in, c_out * taps)
+
+
+def _div(a: Any, b: Any) -> Any:
+    if isinstance(a, int) and isinstance(b, int):
+        return a // b if a % b == 0 else a / b
+    return a / b
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The recommended initialisation of one weighted layer."""
+
+    row: Row
+    fans: Fans
+    activation: str
+    negative_slope: float | None
+    g0: float
+    g1: float
+    torch_gain: float | None
+    scheme: str  # kaiming | xavier | lecun
+    variance: Any
+    reason: str
+
+    @property
+    def std(self) -> Any:
+        return _sqrt(self.variance)
+
+    @property
+    def bound(self) -> Any:
+        """Half-width of the uniform distribution with this variance: sqrt(3·Var)."""
+        return _sqrt(3 * self.variance)
+
+    @property
+    def torch(self) -> str:
+        return torch_code(self)
+
+    @property
+    def keras(self) -> str:
+        return keras_code(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scheme": self.scheme,
+            "variance": _number(self.variance),
+            "std": _number(self.std),
+            "bound": _number(self.bound),
+            "torch": self.torch,
+            "keras": self.keras,
+            "reason": self.reason,
+        }
+
+
+def _is_sympy(value: Any) -> bool:
+    return hasattr(value, "free_symbols")
+
+
+def _sqrt(value: Any) -> Any:
+    if _is_sympy(value):
+        import sympy
+
+        return sympy.sqrt(value)
+    return math.sqrt(value)
+
+
+def _number(value: Any) -> Any:
+    if value is None or isinstance(value, (int, float)):
+        return value
+    return to_text(value)
+
+
+def scheme_variance(scheme: str, fan: Fans, act: activations.Activation) -> Any:
+    """Var[w] of a named scheme: kaiming 2/((1+a²)·fan_in), xavier 2/(fan_in+fan_out), ..."""
+    if scheme == "kaiming":
+        gain2 = act.torch_gain**2 if act.name == "leaky_relu" and act.torch_gain else 2
+        return gain2 / fan.fan_in
+    if scheme == "xavier":
+        return 2 / (fan.fan_in + fan.fan_out)
+    if scheme == "lecun":
+        return 1 / fan.fan_in
+    if scheme == "torch_default":
+        return 1 / (3 * fan.torch_fan_in)  # kaiming_uniform_(a=sqrt(5)): bound 1/sqrt(fan_in)
+    if scheme.startswith("normal:"):
+        return float(scheme.split(":", 1)[1]) ** 2
+    raise ArchcalcError(
+        f"unknown init scheme {scheme!r}; expected one of {', '.join(SCHEMES)} or normal:STD"
+    )
+
+
+_REASONS = {
+    "kaiming": "{name} zeroes about half its inputs' variance: Kaiming/He keeps n_in·Var[w]·G0 = 1",
+    "xavier": "{name} is close to linear around 0: Xavier/Glorot balances the forward and backward variance",
+    "lecun": "SELU is self-normalising with Var[w] = 1/n_in (LeCun normal)",
+}
+
+
+def recommend(analysis: Analysis) -> list[Recommendation]:
+    """A recommendation for every weighted layer, in execution order."""
+    followers = activation_after(analysis)
+    found = []
+    for index, row in enumerate(analysis.rows):
+        if not is_weighted(row):
+            continue
+        act_row = followers.get(index)
+        name = act_row.type if act_row is not None else "identity"
+        slope = act_row.hyper.get("negative_slope") if act_row is not None else None
+        alpha = act_row.hyper.get("alpha") if act_row is not None else None
+        act = activations.get(name, slope, alpha)
+        fan = fans(row)
+        scheme = act.recommended
+        what = "the output layer" if act_row is None else name
+        reason = _REASONS[scheme].format(name=name if act_row else "identity (no activation)")
+        if act_row is None:
+            reason = f"{what} is linear: Xavier/Glorot balances the forward and backward variance"
+        found.append(
+            Recommendation(row, fan, name, slope, act.g0, act.g1, act.torch_gain, scheme,
+                           scheme_variance(scheme, fan, act), reason)
+        )  # fmt: skip
+    return found
+
+
+def activation_after(analysis: Analysis) -> dict[int, Row]:
+    """Row index of each weighted layer -> the activation row that follows it (if any).
+
+    Looks through normalisation, dropout, pooling and flatten; a residual body or
+    shortcut continues after the sum (to the residual's activation); a layer before
+    a residual sees the body's leading activation; anything else (another weighted
+    layer, a concat, the end of the network) means no activation (identity).
+    """
+    rows, index = analysis.rows, {id(row): i for i, row in enumerate(analysis.rows)}
+    followers: dict[int, Row] = {}
+
+    def own_rows(item: Item) -> list[Row]:
+        return rows[item.first_row : item.end_row]
+
+    def assign(items: list[Item], after: Row | None) -> Row | None:
+        """Walk backwards; return what the predecessor of this sequence sees."""
+        nxt = after
+        for item in reversed(items):
+            kind = item.type
+            tail = rows[item.end_row - 1] if item.end_row > item.first_row else None
+            has_act = tail is not None and tail.path == f"{item.path}.activation"
+            if kind == "residual":
+                inner_after = tail if has_act else nxt
+                body, shortcut = item.children
+                lead = assign(body, inner_after)
+                assign(shortcut, inner_after)
+                nxt = lead  # the body's leading activation, if it starts with one
+            elif kind == "concat":
+                for branch in item.children:
+                    assign(branch, nxt)
+                nxt = None
+            elif item.children:  # repeat, block call
+                nxt = assign(item.children[0], nxt)
+            else:
+                leaf = own_rows(item)[0]
+                if is_weighted(leaf):
+                    followers[index[id(leaf)]] = tail if has_act else nxt
+                    nxt = None
+                elif kind in ACTIVATIONS:
+                    nxt = leaf
+                elif kind not in TRANSPARENT:
+                    nxt = None
+        return nxt
+
+    assign(analysis.tree, None)
+    return {k: v for k, v in followers.items() if v is not None}
+
+
+# ----------------------------------------------------------------------------- code to apply it
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else to_text(value)
+
+
+def torch_code(rec: Recommendation) -> str:
+    """The torch.nn.init call that applies the recommendation to ``layer``."""
+    bias = "; torch.nn.init.zeros_(layer.bias)" if rec.row.hyper.get("bias") else ""
+    fan = rec.fans
+    if rec.scheme == "kaiming" and fan.torch_fan_in == fan.fan_in:
+        slope = f", a={rec.negative_slope or 0.01}" if rec.activation == "leaky_relu" else ""
+        nonlinearity = "leaky_relu" if rec.activation == "leaky_relu" else "relu"
+        call = f'torch.nn.init.kaiming_normal_(layer.weight{slope}, mode="fan_in", nonlinearity="{nonlinearity}")'
+    elif rec.scheme == "xavier" and (fan.torch_fan_in, fan.torch_fan_out) == (
+        fan.fan_in,
+        fan.fan_out,
+    ):
+        call = "torch.nn.init.xavier_uniform_(layer.weight)"
+    elif rec.scheme == "xavier":  # PyTorch's fans differ: give the bound explicitly
+        call = f"torch.nn.init.uniform_(layer.weight, -{_fmt(rec.bound)}, {_fmt(rec.bound)})"
+    else:
+        call = f"torch.nn.init.normal_(layer.weight, std={_fmt(rec.std)})"
+    return call + bias
+
+
+def keras_code(rec: Recommendation) -> str:
+    """The equivalent ``keras.initializers.VarianceScaling`` (Keras computes fans like PyTorch)."""
+    if rec.scheme == "kaiming":
+        scale, mode, dist = 2.0, "fan_in", "untruncated_normal"
+        if rec.activation == "leaky_relu" and rec.torch_gain:
+            scale = rec.torch_gain**2
+    elif rec.scheme == "xavier":
+        scale, mode, dist = 1.0, "fan_avg", "uniform"
+    else:
+        scale, mode, dist = 1.0, "fan_in", "untruncated_normal"
+    return f'keras.initializers.VarianceScaling(scale={scale:.6g}, mode="{mode}", distribution="{dist}")'

@@ -1,0 +1,370 @@
+"""Predict, layer by layer, whether signals and gradients vanish or explode.
+
+Forward: the input has zero mean and unit variance per element; each weighted
+layer's pre-activation gets ``Var = n_in·Var[w]·E[x²]`` (independent zero-mean
+weights, zero biases), and each activation maps a Gaussian ``N(mu, var)`` to
+``E[φ]`` and ``E[φ²]`` exactly (the mean-field map of Poole et al. 2016).
+Backward: a unit-variance gradient at the output; each weighted layer
+multiplies by ``n_out·Var[w]`` and each activation by ``E[φ'(x)²]``
+(Schoenholz et al. 2017). Signals are flagged by their per-element variance;
+gradients by their squared norm relative to the output gradient's, because
+under fan-in scaling the per-element gradient variance follows the layer
+widths (a 2,592 -> 256 layer shrinks it tenfold) without anything vanishing. The "product" mode replaces the exact maps by the
+course's linear gains G0 and G1, for comparison.
+
+Assumptions, stated once: weights independent of the signal; every element
+of a layer's input independent and identically distributed (so average
+pooling divides the variance by the window, and max pooling takes the order
+statistics of a window of Gaussians with the input's mean and variance);
+batch and layer norm in training mode with gamma = 1, beta = 0 (outputs
+reset to unit variance; gradients divided by the input variance); dropout
+in training mode; border effects of padding ignored; softmax not modelled.
+
+>>> from archcalc import analyze
+>>> layers = [{"type": "linear", "out_features": 128, "activation": "relu"}] * 29
+>>> net = analyze({"name": "mlp", "input": [64], "layers": [*layers, {"type": "linear", "out_features": 10}]})
+>>> p = propagate(net, scheme="lecun")
+>>> round(p.layers[-1].forward / p.layers[0].forward * 2**29, 9)   # halves at every ReLU
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from archcalc import activations
+from archcalc.analysis import Analysis, Item, Row, analyze
+from archcalc.errors import ArchcalcError
+from archcalc.expr import product
+from archcalc.init import (
+    ACTIVATIONS,
+    Recommendation,
+    activation_after,
+    fans,
+    is_weighted,
+    scheme_variance,
+)
+from archcalc.init import recommend as recommend_all
+
+HEALTHY = (1e-2, 1e2)
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Mean and second moment E[x²] of the elements of a tensor."""
+
+    mean: float
+    m2: float
+
+    @property
+    def var(self) -> float:
+        return max(self.m2 - self.mean * self.mean, 0.0)
+
+
+@dataclass(frozen=True)
+class LayerPrediction:
+    """Predictions for one weighted layer."""
+
+    depth: int  # 1-based among weighted layers
+    recommendation: Recommendation
+    weight_variance: float
+    forward: float  # variance of its pre-activation output (input: unit variance)
+    backward: float  # variance of the gradient reaching its input (output: unit variance)
+    forward_product: float  # the same with the course's linear gains
+    backward_product: float
+    factor: float  # n_in·Var[w]·G0: the course's per-layer factor
+    #: squared norm of the gradient at its input relative to the output gradient's: the
+    #: per-element variance times the element counts, so that a narrowing layer (fan-in
+    #: init scales per-element gradients by fan_out/fan_in) is not mistaken for vanishing.
+    backward_norm: float
+
+    @property
+    def row(self) -> Row:
+        return self.recommendation.row
+
+    def flag(self) -> str | None:
+        low, high = HEALTHY
+        for value in (self.forward, self.backward_norm):
+            if value < low:
+                return "vanishing"
+            if value > high:
+                return "exploding"
+        return None
+
+
+@dataclass
+class Propagation:
+    """The result of :func:`propagate`."""
+
+    scheme: str
+    layers: list[LayerPrediction]
+    output_variance: float
+    output_variance_product: float
+    input_gradient: float
+    warnings: list[str] = field(default_factory=list)
+
+    def first_signal(self) -> LayerPrediction | None:
+        """The shallowest layer whose pre-activation variance leaves the healthy range."""
+        return next((layer for layer in self.layers if _off(layer.forward)), None)
+
+    def first_gradient(self) -> LayerPrediction | None:
+        """The deepest layer whose input gradient leaves the range (gradients flow backwards)."""
+        return next((layer for layer in reversed(self.layers) if _off(layer.backward_norm)), None)
+
+    @property
+    def verdict(self) -> str:
+        n = len(self.layers)
+        if not n:
+            return f"{self.scheme}: no weighted layers"
+        problems = []
+        signal, gradient = self.first_signal(), self.first_gradient()
+        if signal is not None:
+            way = "vanishing" if signal.forward < HEALTHY[0] else "exploding"
+            problems.append(f"{way} signal from depth {signal.depth} ({signal.row.path})")
+        if gradient is not None:
+            way = "vanishing" if gradient.backward_norm < HEALTHY[0] else "exploding"
+            problems.append(
+                f"{way} gradient from depth {gradient.depth} backwards ({gradient.row.path})"
+            )
+        forward = [layer.forward for layer in self.layers]
+        backward = [layer.backward for layer in self.layers]
+        ranges = (f"pre-activation variance {min(forward):.3g}..{max(forward):.3g}, "
+                  f"input gradients {min(backward):.3g}..{max(backward):.3g} over {n} weighted layers")  # fmt: skip
+        if problems:
+            return f"{self.scheme}: {'; '.join(problems)}: {ranges}"
+        return f"{self.scheme}: healthy: {ranges}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scheme": self.scheme,
+            "layers": [_layer_dict(layer) for layer in self.layers],
+            "output_variance": self.output_variance,
+            "output_variance_product": self.output_variance_product,
+            "input_gradient_variance": self.input_gradient,
+            "verdict": self.verdict,
+            "warnings": list(self.warnings),
+        }
+
+
+def _off(value: float) -> bool:
+    return not HEALTHY[0] <= value <= HEALTHY[1]
+
+
+def _layer_dict(layer: LayerPrediction) -> dict[str, Any]:
+    rec = layer.recommendation
+    fan = rec.fans
+    return {
+        "path": rec.row.path,
+        "type": rec.row.type,
+        "depth": layer.depth,
+        "fan_in": fan.fan_in,
+        "fan_out": fan.fan_out,
+        "torch_fan_in": fan.torch_fan_in,
+        "torch_fan_out": fan.torch_fan_out,
+        "fan_note": fan.torch_differs,
+        "activation": rec.activation,
+        "gain": {"g0": rec.g0, "g1": rec.g1, "torch": rec.torch_gain},
+        "recommended": rec.to_dict(),
+        "weight_variance": layer.weight_variance,
+        "factor": layer.factor,
+        "forward_variance": layer.forward,
+        "backward_variance": layer.backward,
+        "backward_norm_ratio": layer.backward_norm,
+        "forward_variance_product": layer.forward_product,
+        "backward_variance_product": layer.backward_product,
+        "flag": layer.flag(),
+    }
+
+
+def propagate(spec: Any, scheme: str = "recommended", **values: int) -> Propagation:
+    """Predict forward and backward variances of every weighted layer under ``scheme``.
+
+    ``scheme``: recommended, kaiming, xavier, lecun, torch_default or normal:STD.
+    """
+    analysis = spec if isinstance(spec, Analysis) else analyze(spec, **values)
+    if analysis.symbolic:
+        raise ArchcalcError(
+            "variance propagation needs numbers; give every symbol a value (--set NAME=VALUE)"
+        )
+    recs = recommend_all(analysis)
+    followers = activation_after(analysis)
+    index = {id(r): i for i, r in enumerate(analysis.rows)}
+    variances: dict[int, float] = {}
+    for rec in recs:
+        if scheme == "recommended":
+            var = rec.variance
+        else:
+            act = activations.get(rec.activation, rec.negative_slope)
+            var = scheme_variance(scheme, rec.fans, act)
+        variances[index[id(rec.row)]] = float(var)
+    exact, linear = _Walker(analysis, variances, False), _Walker(analysis, variances, True)
+    out = exact.forward(analysis.tree, Moments(0.0, 1.0))
+    out_linear = linear.forward(analysis.tree, Moments(0.0, 1.0))
+    grad = exact.backward(analysis.tree, 1.0)
+    linear.backward(analysis.tree, 1.0)
+    out_elements = float(product(analysis.output))
+    layers = []
+    for depth, rec in enumerate(recs, start=1):
+        i = index[id(rec.row)]
+        act_row = followers.get(i)
+        g0 = activations.get(act_row.type).g0 if act_row is not None else 1.0
+        layers.append(LayerPrediction(
+            depth, rec, variances[i], exact.pre[i], exact.grad[i], linear.pre[i], linear.grad[i],
+            float(rec.fans.forward) * variances[i] * g0,
+            float(product(rec.row.input)) * exact.grad[i] / out_elements,
+        ))  # fmt: skip
+    warnings = sorted(exact.notes)
+    return Propagation(scheme, layers, out.m2, out_linear.m2, grad, warnings)
+
+
+class _Walker:
+    """One forward and one backward pass over the item tree."""
+
+    def __init__(self, analysis: Analysis, variances: dict[int, float], linear: bool):
+        self.rows = analysis.rows
+        self.index = {id(r): i for i, r in enumerate(analysis.rows)}
+        self.variances, self.linear = variances, linear
+        self.pre: dict[int, float] = {}  # weighted row -> pre-activation variance
+        self.grad: dict[int, float] = {}  # weighted row -> gradient variance at its input
+        self.inputs: dict[int, Moments] = {}
+        self.slopes: dict[int, float] = {}
+        self.notes: set[str] = set()
+
+    # -- forward
+
+    def forward(self, items: list[Item], state: Moments) -> Moments:
+        for item in items:
+            rows = range(item.first_row, item.end_row)
+            if item.type == "residual":
+                body, shortcut = item.children
+                a, b = self.forward(body, state), self.forward(shortcut, state)
+                mean = a.mean + b.mean
+                state = Moments(mean, a.var + b.var + mean * mean)  # independent branches add
+                state = self._activation_tail(item, state)
+            elif item.type == "concat":
+                channels = [self._channels(branch, item, state) for branch in item.children]
+                outs = [self.forward(branch, state) for branch in item.children]
+                total = sum(channels)
+                state = Moments(
+                    sum(c * o.mean for c, o in zip(channels, outs)) / total,
+                    sum(c * o.m2 for c, o in zip(channels, outs)) / total,
+                )
+            elif item.children:
+                state = self.forward(item.children[0], state)
+            else:
+                for i in rows:
+                    state = self.forward_row(i, state)
+        return state
+
+    def _channels(self, branch: list[Item], concat: Item, state: Moments) -> Any:
+        if branch:
+            return branch[-1].output[0]
+        return self.rows[concat.first_row].input[0] if concat.end_row > concat.first_row else 1
+
+    def _activation_tail(self, item: Item, state: Moments) -> Moments:
+        last = item.end_row - 1
+        if item.end_row > item.first_row and self.rows[last].path == f"{item.path}.activation":
+            return self.forward_row(last, state)
+        return state
+
+    def forward_row(self, i: int, state: Moments) -> Moments:
+        row, kind, h = self.rows[i], self.rows[i].type, self.rows[i].hyper
+        self.inputs[i] = state
+        if is_weighted(row):
+            q = float(fans(row).forward) * self.variances[i] * state.m2
+            self.pre[i] = q
+            return Moments(0.0, q)
+        if kind in ACTIVATIONS:
+            if kind == "softmax":
+                self.notes.add(f"{row.path}: softmax is not modelled; moments pass through")
+            if self.linear:
+                act = activations.get(kind, h.get("negative_slope"), h.get("alpha"))
+                self.slopes[i] = act.g1
+                return Moments(0.0, act.g0 * state.m2)
+            mean, m2, slope = activations.moments(
+                kind, state.mean, state.var, h.get("negative_slope"), h.get("alpha")
+            )
+            self.slopes[i] = slope
+            return Moments(mean, m2)
+        if kind.startswith("batchnorm") or kind == "layernorm":
+            return Moments(0.0, 1.0)
+        if kind in ("dropout", "dropout2d"):
+            return Moments(state.mean, state.m2 / (1 - h["p"]))
+        if kind == "local_response_norm":
+            scale = h["k"] ** -h["beta"]  # alpha·Σx² ≪ k: a plain rescaling
+            return Moments(state.mean * scale, state.m2 * scale * scale)
+        if "avgpool" in kind:
+            window, _ = _window(row)
+            return Moments(state.mean, state.var / window + state.mean**2)
+        if "maxpool" in kind:
+            window, _ = _window(row)
+            e1, e2 = _max_moments(window)
+            sigma = math.sqrt(state.var)
+            mean = state.mean + sigma * e1
+            return Moments(mean, state.mean**2 + 2 * state.mean * sigma * e1 + state.var * e2)
+        return state  # flatten, identity, dropout at p=0, ...
+
+    # -- backward
+
+    def backward(self, items: list[Item], g: float) -> float:
+        for item in reversed(items):
+            rows = range(item.first_row, item.end_row)
+            if item.type == "residual":
+                body, shortcut = item.children
+                last = item.end_row - 1
+                if (
+                    item.end_row > item.first_row
+                    and self.rows[last].path == f"{item.path}.activation"
+                ):
+                    g = self.backward_row(last, g)
+                g = self.backward(body, g) + self.backward(shortcut, g)
+            elif item.type == "concat":
+                g = sum(self.backward(branch, g) for branch in item.children)
+            elif item.children:
+                g = self.backward(item.children[0], g)
+            else:
+                for i in reversed(rows):
+                    g = self.backward_row(i, g)
+        return g
+
+    def backward_row(self, i: int, g: float) -> float:
+        row, kind, h = self.rows[i], self.rows[i].type, self.rows[i].hyper
+        if is_weighted(row):
+            g = float(fans(row).backward) * self.variances[i] * g
+            self.grad[i] = g
+            return g
+        if kind in ACTIVATIONS:
+            return g * self.slopes[i]
+        if kind.startswith("batchnorm") or kind == "layernorm":
+            var = self.inputs[i].var
+            return g / var if var > 0 else g
+        if kind in ("dropout", "dropout2d"):
+            return g / (1 - h["p"])
+        if kind == "local_response_norm":
+            return g * h["k"] ** (-2 * h["beta"])
+        if "avgpool" in kind:
+            window, stride = _window(row)
+            return g / (
+                window * stride
+            )  # each input sits in window/stride windows, weight 1/window
+        if "maxpool" in kind:
+            _, stride = _window(row)
+            return g / stride  # each window routes its gradient to one of its inputs
+        return g
+
+
+def _window(row: Row) -> tuple[float, float]:
+    """Window size and stride product of a pooling row (adaptive: the mean ratio)."""
+    h = row.hyper
+    if row.type.startswith("adaptive"):
+        ratio = product(row.input[1:]) / product(row.output[1:])
+        return ratio, ratio
+    return float(product(h["kernel_size"])), float(product(h["stride"]))
+
+
+def _max_moments(window: float) -> tuple[float, float]:
+    from archcalc.gaussian import max_moments
+
+    return max_moments(max(1, round(window)))
