@@ -25,8 +25,14 @@ def plot_schemes(analysis: Analysis, path: str) -> None:
     for scheme in PLOTTED:
         p = propagate(analysis, scheme)
         depths = [layer.depth for layer in p.layers]
-        forward.plot(depths, [layer.forward for layer in p.layers], marker=".", label=scheme)
-        backward.plot(depths, [layer.backward for layer in p.layers], marker=".", label=scheme)
+        # "recommended" often coincides with another scheme: draw it wide and dashed underneath
+        style = (
+            {"linestyle": "--", "linewidth": 4, "alpha": 0.5, "zorder": 1}
+            if scheme == "recommended"
+            else {"marker": ".", "zorder": 2}
+        )
+        forward.plot(depths, [layer.forward for layer in p.layers], label=scheme, **style)
+        backward.plot(depths, [layer.backward for layer in p.layers], label=scheme, **style)
     for axis, title in ((forward, "forward: pre-activation variance"),
                         (backward, "backward: gradient variance at the layer's input")):  # fmt: skip
         axis.set_yscale("log")
