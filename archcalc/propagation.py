@@ -215,7 +215,7 @@ def propagate(spec: Any, scheme: str = "recommended", **values: int) -> Propagat
             float(rec.fans.forward) * variances[i] * g0,
             float(product(rec.row.input)) * exact.grad[i] / out_elements,
         ))  # fmt: skip
-    warnings = sorted(exact.notes)
+    warnings = exact.notes
     return Propagation(scheme, layers, out.m2, out_linear.m2, grad, warnings)
 
 
@@ -230,7 +230,20 @@ class _Walker:
         self.grad: dict[int, float] = {}  # weighted row -> gradient variance at its input
         self.inputs: dict[int, Moments] = {}
         self.slopes: dict[int, float] = {}
-        self.notes: set[str] = set()
+        self.assumed: dict[str, list[str]] = {}  # assumption -> paths it was used at
+
+    def assume(self, what: str, row: Row) -> None:
+        paths = self.assumed.setdefault(what, [])
+        if row.path not in paths:
+            paths.append(row.path)
+
+    @property
+    def notes(self) -> list[str]:
+        lines = []
+        for what, paths in self.assumed.items():
+            where = ", ".join(paths[:2]) + (f" and {len(paths) - 2} more" if len(paths) > 2 else "")
+            lines.append(f"{where}: {what}")
+        return lines
 
     # -- forward
 
@@ -278,7 +291,7 @@ class _Walker:
             return Moments(0.0, q)
         if kind in ACTIVATIONS:
             if kind == "softmax":
-                self.notes.add(f"{row.path}: softmax is not modelled; moments pass through")
+                self.assume("softmax is not modelled; moments pass through", row)
             if self.linear:
                 act = activations.get(kind, h.get("negative_slope"), h.get("alpha"))
                 self.slopes[i] = act.g1
@@ -289,17 +302,26 @@ class _Walker:
             self.slopes[i] = slope
             return Moments(mean, m2)
         if kind.startswith("batchnorm") or kind == "layernorm":
+            self.assume("normalisation in training mode, gamma = 1, beta = 0: output variance 1, "
+                        "gradients divided by the input variance", row)  # fmt: skip
             return Moments(0.0, 1.0)
         if kind in ("dropout", "dropout2d"):
+            self.assume("dropout in training mode: E[x²] and gradient variance times 1/(1-p)", row)
             return Moments(state.mean, state.m2 / (1 - h["p"]))
         if kind == "local_response_norm":
-            scale = h["k"] ** -h["beta"]  # alpha·Σx² ≪ k: a plain rescaling
+            self.assume("local response norm as a rescaling by k^-beta (alpha·Σx² ≪ k)", row)
+            scale = h["k"] ** -h["beta"]
             return Moments(state.mean * scale, state.m2 * scale * scale)
         if "avgpool" in kind:
             window, _ = _window(row)
+            self.assume(
+                "average pooling of independent inputs: variance divided by the window", row
+            )
             return Moments(state.mean, state.var / window + state.mean**2)
         if "maxpool" in kind:
             window, _ = _window(row)
+            self.assume("max pooling as the maximum of independent Gaussians with the input's mean "
+                        "and variance (order statistics); gradients divided by the stride", row)  # fmt: skip
             e1, e2 = _max_moments(window)
             sigma = math.sqrt(state.var)
             mean = state.mean + sigma * e1

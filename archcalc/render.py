@@ -181,7 +181,7 @@ def init_table(analysis: Analysis, scheme: str) -> str:
     reasons = {rec.reason for rec in recs}
     out += ["", "why:", *sorted(f"  {reason}" for reason in reasons)]
     if prediction is not None and prediction.warnings:
-        out += ["", *(f"note: {w}" for w in prediction.warnings)]
+        out += ["", "assumed:", *(f"  {w}" for w in prediction.warnings)]
     return "\n".join(out) + "\n"
 
 
