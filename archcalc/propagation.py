@@ -49,6 +49,10 @@ from archcalc.init import (
 from archcalc.init import recommend as recommend_all
 
 HEALTHY = (1e-2, 1e2)
+#: Gradient growth per batch-normalised ReLU layer at initialisation, in the large-batch
+#: limit (Yang et al. 2019, "A Mean Field Theory of Batch Normalization"): BN's Jacobian
+#: couples the batch, and no choice of Var[w] removes it.
+BN_RELU_GRADIENT_RATE = math.pi / (math.pi - 1)
 
 
 @dataclass(frozen=True)
@@ -361,7 +365,16 @@ class _Walker:
             return g * self.slopes[i]
         if kind.startswith("batchnorm") or kind == "layernorm":
             var = self.inputs[i].var
-            return g / var if var > 0 else g
+            g = g / var if var > 0 else g
+            following = self.rows[i + 1].type if i + 1 < len(self.rows) else None
+            if kind.startswith("batchnorm") and following == "relu":
+                self.assume("batch norm followed by ReLU: gradients grow by pi/(pi-1) per layer "
+                            "(Yang et al. 2019, large-batch limit)", row)  # fmt: skip
+                g *= BN_RELU_GRADIENT_RATE
+            elif kind.startswith("batchnorm") and following in ACTIVATIONS - {"identity"}:
+                self.assume(f"batch norm followed by {following}: the batch coupling of BN's "
+                            "gradient (which makes it grow with depth) is not modelled", row)  # fmt: skip
+            return g
         if kind in ("dropout", "dropout2d"):
             return g / (1 - h["p"])
         if kind == "local_response_norm":

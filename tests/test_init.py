@@ -215,10 +215,14 @@ def test_batchnorm_resets_the_signal():
     p = propagate(net, "torch_default")
     # BN resets to 1, ReLU halves it, Var[w] = 1/(3n) gives n·1/(3n)·1/2 = 1/6 at every layer
     assert [layer.forward for layer in p.layers[1:]] == pytest.approx([1 / 6] * 29, rel=1e-12)
-    assert p.verdict.startswith("torch_default: healthy")
-    assert not propagate(analyze(SPECS / "deep_relu_mlp.yaml"), "torch_default").verdict.endswith(
-        "healthy"
-    )
+    assert p.first_signal() is None  # no init makes the signal vanish
+    # ...but BN's batch coupling makes gradients grow by pi/(pi-1) per BN-ReLU layer
+    hidden = [layer.backward for layer in p.layers[1:-1]]
+    for deeper, shallower in zip(hidden[1:], hidden):
+        assert shallower / deeper == pytest.approx(math.pi / (math.pi - 1), rel=1e-9)
+    assert "exploding gradient" in p.verdict
+    plain = propagate(analyze(SPECS / "deep_relu_mlp.yaml"), "torch_default")
+    assert plain.first_signal().depth == 3
 
 
 def test_residual_variances_add_and_gradients_add():
