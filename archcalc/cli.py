@@ -93,6 +93,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", metavar="FILE.png", help="plot log10 variance against depth for every scheme"
     )
 
+    verify = commands.add_parser(
+        "verify", help="build the spec in PyTorch, train it, check every number against it",
+        description="Build the spec as a real torch.nn model and check shapes, parameters, MACs, "
+        "torchinfo's totals and init variances against archcalc, then train it on real data. "
+        "Exit 0 only if every check passes. Needs the [verify] extra (PyTorch).",
+    )  # fmt: skip
+    verify.add_argument("spec", metavar="SPEC", help="a YAML or JSON spec file")
+    _add_values(verify)
+    verify.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    verify.add_argument(
+        "--steps", type=_non_negative, default=200, help="training steps (0 skips training)"
+    )
+    verify.add_argument("--batch-size", type=_positive, default=64)
+    verify.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (momentum 0.9)")
+    verify.add_argument(
+        "--data", default="digits", help="digits (default), a folder of class folders, or FILE.npz"
+    )
+    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--schemes", default=None, metavar="S,S",
+                        help="init schemes to measure (default: all of archcalc init's)")  # fmt: skip
+    verify.add_argument(
+        "--seeds", type=_positive, default=4, help="random networks per init scheme"
+    )
+    verify.add_argument("--compare-init", default=None, metavar="S,S",
+                        help="train once per scheme and compare, e.g. kaiming,lecun (He et al. 2015)")  # fmt: skip
+    verify.add_argument(
+        "--report", metavar="DIR", help="write report.json, report.md and PNG plots"
+    )
+    verify.add_argument("--json", action="store_true", help="print JSON")
+    verify.add_argument(
+        "--verbose", "-v", action="store_true", help="list every check, not only failures"
+    )
+
     schema = commands.add_parser("schema", help="JSON Schema of the spec language",
                                  description="Print the JSON Schema of the spec language.")  # fmt: skip
     schema.add_argument("--indent", type=int, default=2, help="indentation (default 2)")
@@ -124,7 +157,8 @@ def _analysis(args: argparse.Namespace, parser: argparse.ArgumentParser):
 def run(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"analyze": _analyze, "explain": _explain, "init": _init, "schema": _schema}
+    commands = {"analyze": _analyze, "explain": _explain, "init": _init, "schema": _schema,
+                "verify": _verify}  # fmt: skip
     if args.command == "check":
         return _check(args.specs, args.quiet)
     return commands[args.command](args, parser)
@@ -208,6 +242,61 @@ def _init_json(analysis, scheme: str) -> dict:
         })  # fmt: skip
     return {"spec": analysis.spec.name, "scheme": scheme, "layers": layers,
             "output_variance": None, "warnings": ["symbolic spec: variances need --set values"]}  # fmt: skip
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer. Received: {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer. Received: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0. Received: {text!r}")
+    return value
+
+
+def _schemes(text: str | None, parser: argparse.ArgumentParser, flag: str) -> list[str] | None:
+    from archcalc.init import SCHEMES
+
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        if name not in SCHEMES and not name.startswith("normal:"):
+            parser.error(
+                f"{flag}: unknown scheme {name!r}; expected {', '.join(SCHEMES)} or normal:STD"
+            )
+    return names
+
+
+def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    schemes = _schemes(args.schemes, parser, "--schemes")
+    compare = _schemes(args.compare_init, parser, "--compare-init")
+    try:
+        from verify import runner
+    except ModuleNotFoundError as err:
+        raise ArchcalcError(
+            f"archcalc verify needs PyTorch and friends ({err.name} is missing): "
+            "pip install 'archcalc[verify]'"
+        ) from None
+    analysis = _analysis(args, parser)
+    result = runner.run(analysis, device=args.device, steps=args.steps, batch_size=args.batch_size,
+                        data=args.data, seed=args.seed, lr=args.lr, schemes=schemes,
+                        seeds=args.seeds, compare=compare, progress=not args.json)  # fmt: skip
+    if args.report:
+        written = runner.write_report(result, args.report)
+        print("report: " + ", ".join(str(p) for p in written), file=sys.stderr)
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(runner.table(result, verbose=args.verbose))
+    return 0 if result.passed else 1
 
 
 def _check(paths: Sequence[str], quiet: bool) -> int:

@@ -1,0 +1,267 @@
+"""Run every check on one spec: the engine behind ``archcalc verify``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from archcalc.analysis import Analysis, analyze
+from archcalc.errors import ArchcalcError
+from archcalc.expr import product
+from archcalc.init import SCHEMES
+from archcalc.loader import load_spec
+from archcalc.propagation import propagate
+from verify.build import build
+from verify.checks import Check, mac_checks, param_checks, shape_checks, torchinfo_checks
+from verify.initcheck import apply_scheme, init_checks
+from verify.train import TrainResult, train, training_checks
+
+
+@dataclass
+class VerifyResult:
+    spec: str
+    device: str
+    checks: list[Check] = field(default_factory=list)
+    training: TrainResult | None = None
+    init_curves: dict[str, Any] = field(default_factory=dict)
+    compare: dict[str, TrainResult] = field(default_factory=dict)
+    predictions: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "spec": self.spec,
+            "device": self.device,
+            "passed": self.passed,
+            "checks": [check.to_dict() for check in self.checks],
+            "training": None,
+            "notes": list(self.notes),
+        }
+        if self.training is not None:
+            t = self.training
+            data["training"] = {"steps": t.steps, "final_loss": t.final_loss,
+                                "train_accuracy": t.train_accuracy, "test_accuracy": t.test_accuracy,
+                                "seconds": t.seconds}  # fmt: skip
+        if self.compare:
+            data["compare"] = {scheme: {**r.to_dict(), "prediction": self.predictions.get(scheme)}
+                               for scheme, r in self.compare.items()}  # fmt: skip
+        return data
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ArchcalcError("--device cuda: no CUDA device is available (try --device auto)")
+    if name not in ("cpu", "cuda"):
+        raise ArchcalcError(f"--device: expected auto, cpu or cuda. Received: {name}")
+    return torch.device(name)
+
+
+def _init_batch(analysis: Analysis) -> int:
+    """A batch that keeps one init measurement to ~4M input values (at least 4)."""
+    return int(max(4, min(64, 4_000_000 // int(product(analysis.input)))))
+
+
+def run(spec: Any, values: dict[str, int] | None = None, *, device: str = "auto", steps: int = 200,
+        batch_size: int = 64, data: str = "digits", seed: int = 0, lr: float = 0.01,
+        schemes: list[str] | None = None, seeds: int = 4, compare: list[str] | None = None,
+        progress: bool = True) -> VerifyResult:  # fmt: skip
+    """Build ``spec`` in PyTorch and run checks 1-6 (and the init comparison if asked)."""
+    if isinstance(spec, Analysis):
+        analysis = spec
+    else:
+        source = load_spec(spec, file=str(spec)) if isinstance(spec, (str, Path)) else spec
+        analysis = analyze(source, **(values or {}))
+    if analysis.symbolic:
+        raise ArchcalcError("verify needs numbers; give every symbol a value (--set NAME=VALUE)")
+    dev = pick_device(device)
+    torch.manual_seed(seed)
+    model = build(analysis, device=dev)
+    result = VerifyResult(analysis.spec.name, str(dev))
+    result.checks += shape_checks(analysis, model, dev)
+    result.checks += param_checks(analysis, model)
+    result.checks += mac_checks(analysis, model, dev)
+    result.checks += torchinfo_checks(analysis, model, dev)
+    if propagate(analysis).layers:
+        init, curves = init_checks(analysis, model, schemes or list(SCHEMES), dev, seeds=seeds,
+                                   batch=_init_batch(analysis))  # fmt: skip
+        result.checks += init
+        result.init_curves = curves
+    dataset = None
+    if steps > 0 or compare:
+        from verify.data import load
+
+        dataset = load(data, analysis.input, seed=seed)
+        output = analysis.output
+        if len(output) != 1 or output[0] < dataset.classes:
+            result.notes.append(f"training skipped: it needs a flat output of at least {dataset.classes} "
+                                f"units (one per class of {dataset.name}); the output is {list(output)}")  # fmt: skip
+            steps, compare = 0, []
+    if steps > 0:
+        torch.manual_seed(seed)
+        model = build(analysis, device=dev)
+        _initialise(model, analysis, "recommended")
+        result.training = train(
+            model, dataset, steps, batch_size, lr=lr, seed=seed, progress=progress
+        )
+        result.checks += training_checks(result.training, dataset.classes)
+    for scheme in compare or []:
+        torch.manual_seed(seed)
+        model = build(analysis, device=dev)
+        _initialise(model, analysis, scheme)
+        result.predictions[scheme] = propagate(analysis, scheme).verdict
+        result.compare[scheme] = train(model, dataset, steps if steps > 0 else 400, batch_size,
+                                       lr=lr, seed=seed, scheme=scheme, progress=progress)  # fmt: skip
+    return result
+
+
+def _initialise(model, analysis: Analysis, scheme: str) -> None:
+    prediction = propagate(analysis, scheme)
+    apply_scheme(
+        model, analysis, scheme, {p.row.path: p.weight_variance for p in prediction.layers}
+    )
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def table(result: VerifyResult, verbose: bool = False) -> str:
+    """Checks grouped by kind, every failure in full (every check with ``verbose``)."""
+    kinds: dict[str, list[Check]] = {}
+    for check in result.checks:
+        kinds.setdefault(check.name.split(":", 1)[0], []).append(check)
+    lines = [f"verify {result.spec} on {result.device}", ""]
+    lines.append(f"{'check':<12}{'passed':>8}{'failed':>8}")
+    for kind, checks in kinds.items():
+        failed = sum(not c.passed for c in checks)
+        lines.append(f"{kind:<12}{len(checks) - failed:>8}{failed:>8}")
+    shown = [c for c in result.checks if verbose or not c.passed]
+    if shown:
+        lines += ["", f"{'':2}{'check':<44} {'expected':>16} {'measured':>16}  detail"]
+        for c in shown:
+            mark = "ok  " if c.passed else "FAIL"
+            lines.append(
+                f"{mark} {c.name:<44} {_cell(c.expected):>16} {_cell(c.measured):>16}  {c.detail}"
+            )
+    if result.training is not None:
+        t = result.training
+        lines += ["", f"training: {t.steps} steps in {t.seconds:.1f} s, final loss {t.final_loss:.4f}, "
+                      f"train accuracy {t.train_accuracy:.1%}, test accuracy {t.test_accuracy:.1%}"]  # fmt: skip
+    if result.compare:
+        lines += [
+            "",
+            f"{'init':<16}{'final loss':>12}{'train acc':>11}{'test acc':>10}  archcalc init predicted",
+        ]
+        for scheme, t in result.compare.items():
+            lines.append(f"{scheme:<16}{t.final_loss:>12.4f}{t.train_accuracy:>11.1%}{t.test_accuracy:>10.1%}  "
+                         f"{result.predictions[scheme].split(': ', 1)[1].split(': pre-activation')[0]}")  # fmt: skip
+    lines += [f"note: {note}" for note in result.notes]
+    total = len(result.checks)
+    failed = sum(not c.passed for c in result.checks)
+    lines += ["", f"{total - failed} passed, {failed} failed"]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    text = str(value)
+    return text if len(text) <= 16 else text[:15] + "…"
+
+
+def write_report(result: VerifyResult, directory: str | Path) -> list[Path]:
+    """report.json, report.md and PNG plots (training curves, init variances)."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "report.json", out / "report.md"]
+    data = result.to_dict()
+    if result.training is not None:
+        data["training"]["losses"] = result.training.losses
+        data["training"]["curve"] = result.training.curve
+    data["init"] = result.init_curves
+    (out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "report.md").write_text(_markdown(result))
+    written += _plots(result, out)
+    return written
+
+
+def _markdown(result: VerifyResult) -> str:
+    lines = [f"# verify: {result.spec}", "", f"Device: {result.device}. "
+             f"{sum(c.passed for c in result.checks)} of {len(result.checks)} checks passed.", "",
+             "| check | passed | expected | measured | detail |", "|---|---|---:|---:|---|"]  # fmt: skip
+    for c in result.checks:
+        lines.append(f"| `{c.name}` | {'yes' if c.passed else '**no**'} | {_cell(c.expected)} | "
+                     f"{_cell(c.measured)} | {c.detail} |")  # fmt: skip
+    if result.training is not None:
+        t = result.training
+        lines += ["", f"Training: {t.steps} steps, {t.seconds:.1f} s, final loss {t.final_loss:.4f}, "
+                      f"train accuracy {t.train_accuracy:.1%}, test accuracy {t.test_accuracy:.1%}."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _plots(result: VerifyResult, out: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    written = []
+    runs = dict(result.compare)
+    if result.training is not None:
+        runs.setdefault(result.training.scheme, result.training)
+    if runs:
+        figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(11, 4))
+        for scheme, t in runs.items():
+            loss_axis.plot(range(1, len(t.losses) + 1), t.losses, label=scheme, alpha=0.8)
+            acc_axis.plot([p["step"] for p in t.curve], [p["test_accuracy"] for p in t.curve],
+                          marker=".", label=scheme)  # fmt: skip
+        loss_axis.set(title="training loss", xlabel="step", ylabel="cross-entropy")
+        acc_axis.set(title="test accuracy", xlabel="step", ylim=(0, 1))
+        acc_axis.legend()
+        figure.suptitle(f"{result.spec}: training")
+        figure.tight_layout()
+        figure.savefig(out / "training.png", dpi=110)
+        plt.close(figure)
+        written.append(out / "training.png")
+    if result.init_curves:
+        figure, (fwd, bwd) = plt.subplots(1, 2, figsize=(11, 4))
+        for scheme, rows in result.init_curves.items():
+            depth = [r["depth"] for r in rows]
+            line = fwd.plot(
+                depth, [r["forward_predicted"] for r in rows], "-", label=f"{scheme} predicted"
+            )[0]
+            fwd.plot(
+                depth,
+                [r["forward_measured"] for r in rows],
+                "o",
+                color=line.get_color(),
+                label=f"{scheme} measured",
+            )
+            line = bwd.plot(depth, [r["backward_predicted"] for r in rows], "-")[0]
+            bwd.plot(depth, [r["backward_measured"] for r in rows], "o", color=line.get_color())
+        for axis, title in (
+            (fwd, "pre-activation variance"),
+            (bwd, "gradient variance at the layer's input"),
+        ):
+            axis.set(yscale="log", title=title, xlabel="depth (weighted layer)")
+        fwd.legend(fontsize=7)
+        figure.suptitle(f"{result.spec}: archcalc init's prediction (lines) against PyTorch (dots)")
+        figure.tight_layout()
+        figure.savefig(out / "init.png", dpi=110)
+        plt.close(figure)
+        written.append(out / "init.png")
+    return written

@@ -1,0 +1,119 @@
+"""Check 6: train on real data and record loss and accuracy curves."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archcalc.errors import ArchcalcError
+from verify.checks import Check
+from verify.data import Dataset
+
+
+@dataclass
+class TrainResult:
+    scheme: str
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    curve: list[dict[str, float]] = field(default_factory=list)  # step, train/test accuracy
+    final_loss: float = float("nan")
+    train_accuracy: float = float("nan")
+    test_accuracy: float = float("nan")
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scheme": self.scheme, "steps": self.steps, "final_loss": self.final_loss,
+                "train_accuracy": self.train_accuracy, "test_accuracy": self.test_accuracy,
+                "seconds": self.seconds, "losses": self.losses, "curve": self.curve}  # fmt: skip
+
+
+def _log_probabilities(model: nn.Module, x: torch.Tensor, classes: int) -> torch.Tensor:
+    out = model(x)
+    if out.dim() != 2 or out.shape[1] < classes:
+        raise ArchcalcError(
+            f"training needs a flat output with at least {classes} units (one per class); "
+            f"the spec's output is {list(out.shape[1:])}"
+        )
+    if model.ends_with_softmax:  # probabilities: the first `classes` entries, renormalised
+        return torch.log(out[:, :classes].clamp_min(1e-12))
+    return F.log_softmax(out[:, :classes], dim=1)
+
+
+@torch.no_grad()
+def accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: int, batch: int = 256
+) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, len(x), batch):
+        logp = _log_probabilities(model, x[start : start + batch], classes)
+        correct += int((logp.argmax(dim=1) == y[start : start + batch]).sum())
+    return correct / max(len(x), 1)
+
+
+def train(model: nn.Module, data: Dataset, steps: int, batch_size: int = 64, lr: float = 0.01,
+          momentum: float = 0.9, seed: int = 0, scheme: str = "recommended",
+          progress: bool = True) -> TrainResult:  # fmt: skip
+    """SGD with momentum on ``data`` (cross-entropy on the first ``classes`` outputs)."""
+    device = next(model.parameters()).device
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    model.ends_with_softmax = isinstance(list(model.layers.children())[-1], nn.Softmax)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    generator = torch.Generator().manual_seed(seed)
+    result = TrainResult(scheme, steps)
+    every = max(steps // 20, 1)
+    bar = _progress(steps, f"training ({scheme})") if progress else None
+    start = time.perf_counter()
+    for step in range(1, steps + 1):
+        model.train()
+        index = torch.randint(len(x_train), (batch_size,), generator=generator).to(device)
+        loss = F.nll_loss(_log_probabilities(model, x_train[index], data.classes), y_train[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        result.losses.append(loss.item())
+        if step % every == 0 or step == steps:
+            result.curve.append({"step": step, "loss": sum(result.losses[-every:]) / len(result.losses[-every:]),
+                                 "test_accuracy": accuracy(model, x_test, y_test, data.classes)})  # fmt: skip
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{result.losses[-1]:.3f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    result.seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    tail = result.losses[-max(steps // 10, 1) :] if steps else []
+    result.final_loss = sum(tail) / len(tail) if tail else float("nan")
+    result.train_accuracy = accuracy(model, x_train, y_train, data.classes)
+    result.test_accuracy = accuracy(model, x_test, y_test, data.classes)
+    return result
+
+
+def _progress(total: int, description: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=description, file=sys.stderr, leave=False, disable=None)
+
+
+def training_checks(result: TrainResult, classes: int) -> list[Check]:
+    """Loss falls (last tenth of steps against the first) and accuracy rises above chance."""
+    head = result.losses[: max(result.steps // 10, 1)]
+    first = sum(head) / len(head)
+    chance = 1 / classes
+    return [
+        Check("training:loss", result.final_loss < first, f"below {first:.4f} (first tenth)",
+              round(result.final_loss, 4), f"{result.steps} steps, {result.scheme} init"),
+        Check("training:accuracy", result.test_accuracy > chance + 0.1,
+              f"above chance ({chance:.0%}) + 10 points", round(result.test_accuracy, 4),
+              f"train accuracy {result.train_accuracy:.1%}, test accuracy {result.test_accuracy:.1%}"),
+    ]  # fmt: skip
