@@ -236,7 +236,7 @@ class _Walker:
         """Leaf and composite items the list expands to, plus ``total``; stops at the limit."""
         for index, layer in enumerate(layers):
             here = f"{path}[{index}]"
-            total += 1 + (getattr(layer, "activation", None) is not None)
+            total += 1 + (layer.__dict__.get("activation") is not None)
             kind = layer.type
             if kind == "repeat":
                 times = self.evaluate(layer.times, env, f"{here}.times", "times")
@@ -291,7 +291,8 @@ class _Walker:
                 block = self.spec.blocks[kind].layers
                 shape, done = self.run(block, shape, f"{path}.layers", inner)
                 children = (done,)
-            if getattr(layer, "activation", None) is not None and kind not in _LEAF_WITH_ACTIVATION:
+            # __dict__, not getattr: pydantic's __getattr__ is slow for fields a model lacks
+            if layer.__dict__.get("activation") is not None and kind not in _LEAF_WITH_ACTIVATION:
                 shape = self.activation(layer.activation, shape, path)
             item = Item(path, kind, shape, first, len(self.rows), layer.expect, env, children)
             self.items.append(item)
@@ -321,8 +322,11 @@ class _Walker:
         body, body_items = self.run(layer.body, shape, f"{path}.body", env)
         short, short_items = self.run(layer.shortcut, shape, f"{path}.shortcut", env)
         note = Note(path, self.warnings, self.assumptions)
-        message = (f"residual body gives {shape_text(body)} but the shortcut gives "
-                   f"{shape_text(short)}; they must match (add a projection to the shortcut)")  # fmt: skip
+
+        def message() -> str:
+            return (f"residual body gives {shape_text(body)} but the shortcut gives "
+                    f"{shape_text(short)}; they must match (add a projection to the shortcut)")  # fmt: skip
+
         if len(body) != len(short):
             raise note.error(message)
         for a, b in zip(body, short):
@@ -336,8 +340,11 @@ class _Walker:
         ]
         outs = [out for out, _ in runs]
         note = Note(path, self.warnings, self.assumptions)
-        shapes = ", ".join(shape_text(o) for o in outs)
-        message = f"concat branches must agree in every dimension but channels. Received: {shapes}"
+
+        def message() -> str:
+            shapes = ", ".join(shape_text(o) for o in outs)
+            return f"concat branches must agree in every dimension but channels. Received: {shapes}"
+
         for out in outs[1:]:
             if len(out) != len(outs[0]):
                 raise note.error(message)

@@ -44,8 +44,10 @@ class Note:
     def __init__(self, path: str, warnings: list, assumptions: list):
         self.path, self.warnings, self.assumptions = path, warnings, assumptions
 
-    def error(self, message: str, field: str | None = None) -> ArchcalcError:
-        return ArchcalcError(message, path=f"{self.path}.{field}" if field else self.path)
+    def error(self, message, field: str | None = None) -> ArchcalcError:
+        """The error for this layer; ``message`` may be a callable, built only when needed."""
+        text = message() if callable(message) else message
+        return ArchcalcError(text, path=f"{self.path}.{field}" if field else self.path)
 
     def warn(self, message: str) -> None:
         self.warnings.append(SpecWarning(self.path, message))
@@ -54,7 +56,7 @@ class Note:
         if (self.path, condition) not in self.assumptions:
             self.assumptions.append((self.path, condition))
 
-    def at_least(self, value: Value, bound: Value, message: str, field: str | None = None) -> None:
+    def at_least(self, value: Value, bound: Value, message, field: str | None = None) -> None:
         """Require ``value >= bound``: an error if surely not, an assumption if unknown."""
         verdict = at_least(value, bound)
         if verdict is None:
@@ -62,7 +64,7 @@ class Note:
         elif not verdict:
             raise self.error(message, field)
 
-    def same(self, a: Value, b: Value, message: str, field: str | None = None) -> None:
+    def same(self, a: Value, b: Value, message, field: str | None = None) -> None:
         """Require ``a == b``: an error if surely not, an assumption if unknown."""
         verdict = equal(a, b)
         if verdict is None:
@@ -70,7 +72,7 @@ class Note:
         elif not verdict:
             raise self.error(message, field)
 
-    def divides(self, g: Value, n: Value, message: str, field: str | None = None) -> None:
+    def divides(self, g: Value, n: Value, message, field: str | None = None) -> None:
         """Require ``g`` to divide ``n``."""
         if isinstance(g, int) and isinstance(n, int):
             if n % g:
@@ -106,14 +108,18 @@ def check_window(inp: Shape, k, p, d, note: Note) -> None:
     for n, ki, pi, di in zip(inp[1:], k, p, d):
         note.at_least(
             n + 2 * pi, di * (ki - 1) + 1,
-            f"output size < 1: the window ({to_text(di * (ki - 1) + 1)}) is larger than the "
-            f"padded input ({to_text(n + 2 * pi)}) of {shape_text(inp)}",
+            lambda n=n, ki=ki, pi=pi, di=di: f"output size < 1: the window ({to_text(di * (ki - 1) + 1)}) "
+            f"is larger than the padded input ({to_text(n + 2 * pi)}) of {shape_text(inp)}",
         )  # fmt: skip
 
 
 def check_output(out: Shape, inp: Shape, note: Note) -> None:
     for size in out[1:]:
-        note.at_least(size, 1, f"output size {to_text(size)} < 1 for input {shape_text(inp)}")
+        note.at_least(
+            size,
+            1,
+            lambda size=size: f"output size {to_text(size)} < 1 for input {shape_text(inp)}",
+        )
 
 
 def warn_uncovered(layer_type: str, n, k, s, p, d, note: Note) -> None:
@@ -207,16 +213,18 @@ class ConvRule(Rule):
             )
         channels, groups = inp[0], h["groups"]
         if h.get("in_channels") is not None:
+            declared = h["in_channels"]
             note.same(
-                h["in_channels"], channels,
-                f"in_channels={to_text(h['in_channels'])} but the input has {to_text(channels)} "
+                declared, channels,
+                lambda: f"in_channels={to_text(declared)} but the input has {to_text(channels)} "
                 f"channels ({shape_text(inp)})", "in_channels",
             )  # fmt: skip
         h["in_channels"] = channels
-        note.divides(groups, channels, f"in_channels={to_text(channels)} must be divisible by "
+        out = h["out_channels"]
+        note.divides(groups, channels, lambda: f"in_channels={to_text(channels)} must be divisible by "
                      f"groups={to_text(groups)}", "groups")  # fmt: skip
-        note.divides(groups, h["out_channels"], f"out_channels={to_text(h['out_channels'])} must "
-                     f"be divisible by groups={to_text(groups)}", "groups")  # fmt: skip
+        note.divides(groups, out, lambda: f"out_channels={to_text(out)} must be divisible by "
+                     f"groups={to_text(groups)}", "groups")  # fmt: skip
 
     def output_shape(self, h, inp, note):
         if h.get("same"):
@@ -288,10 +296,11 @@ class LinearRule(Rule):
     def prepare(self, h, inp, note):
         super().prepare(h, inp, note)
         if h.get("in_features") is not None:
+            declared = h["in_features"]
             note.same(
-                h["in_features"], inp[0],
-                f"in_features={to_text(h['in_features'])} but the input has {to_text(inp[0])} "
-                "features", "in_features",
+                declared, inp[0],
+                lambda: f"in_features={to_text(declared)} but the input has {to_text(inp[0])} features",
+                "in_features",
             )  # fmt: skip
 
     def output_shape(self, h, inp, note):
@@ -366,7 +375,8 @@ class BatchNormRule(Rule):
     def prepare(self, h, inp, note):
         super().prepare(h, inp, note)
         if h.get("num_features") is not None:
-            note.same(h["num_features"], inp[0], f"num_features={to_text(h['num_features'])} but "
+            declared = h["num_features"]
+            note.same(declared, inp[0], lambda: f"num_features={to_text(declared)} but "
                       f"the input has {to_text(inp[0])} channels", "num_features")  # fmt: skip
 
     def params(self, h, inp, out, per_neuron):
