@@ -343,9 +343,18 @@ class PoolRule(Rule):
     def output_shape(self, h, inp, note):
         k, s, p, d = h["kernel_size"], h["stride"], h["padding"], h["dilation"]
         ceil = h["ceil_mode"]
-        check_window(inp, k, p, d, note)
-        sizes = tuple(f.pool_output_size(n, *args, ceil) for n, *args in zip(inp[1:], k, s, p, d))
-        out = (inp[0], *sizes)
+        if ceil:  # a window may hang off the padded input; only the output size must be >= 1
+            sizes = tuple(
+                f.pool_output_size(n, *args, ceil) for n, *args in zip(inp[1:], k, s, p, d)
+            )
+            out = (inp[0], *sizes)
+            check_output(out, inp, note)
+        else:
+            check_window(inp, k, p, d, note)
+            sizes = tuple(
+                f.pool_output_size(n, *args, ceil) for n, *args in zip(inp[1:], k, s, p, d)
+            )
+            out = (inp[0], *sizes)
         if not ceil:
             warn_uncovered(h["type"], inp[1:], k, s, p, d, note)
         return out

@@ -53,6 +53,10 @@ CASES = [
     ({"type": "maxpool2d", "kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": True}, [1, 5, 5],
      (1, 3, 3), None, None, None, 0, 0),
     ({"type": "maxpool2d", "kernel_size": 2, "dilation": 2}, [1, 9, 9], (1, 4, 4), None, None, None, 0, 0),
+    # ceil_mode lets a window hang off the padded input (found by the torch property test):
+    # ceil((1 + 2 - 4)/2) + 1 = 1, and PyTorch accepts it
+    ({"type": "avgpool2d", "kernel_size": 4, "stride": 2, "padding": 1, "ceil_mode": True}, [1, 1, 1],
+     (1, 1, 1), None, None, None, 0, 0),
     ({"type": "avgpool2d", "kernel_size": 2}, [3, 8, 8], (3, 4, 4), None, None, None, 0, 0),
     ({"type": "avgpool2d", "kernel_size": 3, "stride": 1, "padding": 1}, [3, 8, 8], (3, 8, 8), None, None, None, 0, 0),
     ({"type": "maxpool1d", "kernel_size": 3, "stride": 2}, [4, 11], (4, 5), None, None, None, 0, 0),

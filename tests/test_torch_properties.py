@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 torch = pytest.importorskip("torch", reason="needs the [verify] extra")
 
@@ -83,8 +83,18 @@ def torch_layers(spec: dict) -> list[nn.Module]:
     return modules
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stacks())
+@example(
+    {
+        "name": "ceil",
+        "input": [1, 1, 1],  # a window hanging off the padded input
+        "layers": [
+            {"type": "avgpool2d", "kernel_size": 4, "stride": 2, "padding": 1, "ceil_mode": True}
+        ],
+    }
+)
 def test_archcalc_and_torch_agree(spec):
     try:
         analysis = analyze(spec)
