@@ -68,12 +68,29 @@ def _compare(path: str, expect: Any, computed: dict, env: Mapping) -> list[Misma
             if not same:
                 found.append(Mismatch(path, key, shape_text(wanted_values), shape_text(actual)))
             continue
+        if hasattr(wanted, "approx"):
+            if actual is None or not _rounds_to(actual, wanted.approx, wanted.digits):
+                shown = "not applicable" if actual is None else _text(actual)
+                found.append(Mismatch(path, key, f"{wanted.approx:.{wanted.digits}g} "
+                                      f"({wanted.digits} significant digits)", shown))  # fmt: skip
+            continue
         wanted_value = _value(wanted, env)
         if actual is None:
             found.append(Mismatch(path, key, _text(wanted_value), "not applicable"))
         elif expr.equal(actual, wanted_value) is not True:
             found.append(Mismatch(path, key, _text(wanted_value), _text(actual)))
     return found
+
+
+def _rounds_to(actual: Any, published: float, digits: int) -> bool:
+    """True when ``actual`` rounded to ``digits`` significant digits is ``published``.
+
+    >>> _rounds_to(1_813_561_344, 1.81e9, 3), _rounds_to(1_818_000_000, 1.81e9, 3)
+    (True, False)
+    """
+    if not isinstance(actual, int):
+        return False
+    return float(f"{actual:.{digits}g}") == float(f"{published:.{digits}g}")
 
 
 def _value(value: Any, env: Mapping) -> Any:

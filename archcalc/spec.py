@@ -129,22 +129,34 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
+class Approx(_Model):
+    """A published figure, rounded: the value must equal it to ``digits`` significant digits."""
+
+    approx: float = Field(
+        gt=0, description="The figure as published, e.g. 1.81e9 for '1.81 GFLOPS'."
+    )
+    digits: int = Field(ge=1, le=15, description="Significant digits it was published with.")
+
+
+Expected = Union[IntExpr(0), Approx]
+
+
 class LayerExpect(_Model):
     """Expected values for one layer item (composites: summed over their layers)."""
 
     output: Optional[list[IntExpr(None)]] = Field(None, description="Expected output shape.")
-    weights_per_neuron: Optional[IntExpr(0)] = Field(None, description="Fan-in plus bias.")
-    neurons: Optional[IntExpr(0)] = Field(None, description="Output units of weighted layers.")
-    connections: Optional[IntExpr(0)] = Field(None, description="Neurons x weights per neuron.")
-    params: Optional[IntExpr(0)] = Field(None, description="Independent trainable parameters.")
-    macs: Optional[IntExpr(0)] = Field(None, description="Multiply-accumulates, bias excluded.")
+    weights_per_neuron: Optional[Expected] = Field(None, description="Fan-in plus bias.")
+    neurons: Optional[Expected] = Field(None, description="Output units of weighted layers.")
+    connections: Optional[Expected] = Field(None, description="Neurons x weights per neuron.")
+    params: Optional[Expected] = Field(None, description="Independent trainable parameters.")
+    macs: Optional[Expected] = Field(None, description="Multiply-accumulates, bias excluded.")
 
 
 class SpecExpect(LayerExpect):
     """Expected values for the whole network."""
 
     weights_per_neuron: None = Field(None, description="Not applicable to a whole network.")
-    flops: Optional[IntExpr(0)] = Field(None, description="2 x MACs.")
+    flops: Optional[Expected] = Field(None, description="2 x MACs.")
 
 
 class _Layer(_Model):

@@ -61,7 +61,7 @@ def bench_chains() -> None:
 
 
 def bench_resnet() -> None:
-    text = (ROOT / "benchmarks" / "resnet152.yaml").read_text()
+    text = (ROOT / "specs" / "zoo" / "resnet152.yaml").read_text()
     seconds = best_of(lambda: analyze(text).totals, 5)
     totals = analyze(text).totals
     print("2. ResNet-152, YAML text -> totals (best of 5)")
@@ -114,7 +114,7 @@ def bench_verify() -> None:
     print(
         f"   LeNet-5 on digits: {acc:.1%} test accuracy after {steps} steps, {seconds:.2f} s of training"
     )
-    for name in ("specs/lenet5.yaml", "specs/alexnet.yaml", "benchmarks/resnet152.yaml"):
+    for name in ("specs/lenet5.yaml", "specs/alexnet.yaml", "specs/zoo/resnet152.yaml"):
         analysis = analyze(ROOT / name)
         model = build(analysis, device=device).eval()
 

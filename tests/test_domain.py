@@ -66,7 +66,9 @@ def test_quiz_answers_are_symbolic_and_substitute():
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted(SPECS.glob("*.yaml")) + sorted(SPECS.glob("zoo/*.yaml")), ids=lambda p: p.name
+)
 def test_shipped_specs_meet_their_expectations(path):
     analysis = analyze(path)
     assert analysis.items and any(item.expect for item in analysis.items)
@@ -80,3 +82,18 @@ def test_a_wrong_expectation_is_reported():
     data["layers"][1]["expect"]["connections"] = 666000
     found = [str(m) for m in check_expectations(analyze(data))]
     assert found == ["layers[1] connections: expected 666000, computed 666144"]
+
+
+# torchvision's published figures: parameters exactly, GFLOPS (= MACs) as rounded there
+ZOO = [
+    ("vgg16", 138357544, "15.47"), ("vgg19", 143667240, "19.63"), ("resnet18", 11689512, "1.81"),
+    ("resnet34", 21797672, "3.66"), ("resnet50", 25557032, "4.09"), ("resnet152", 60192808, "11.51"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, params, gflops", ZOO)
+def test_zoo_matches_published_figures(name, params, gflops):
+    totals = analyze(SPECS / "zoo" / f"{name}.yaml").totals
+    assert totals["params"] == params
+    digits = len(gflops.replace(".", ""))
+    assert f"{totals['macs'] / 1e9:.{digits}g}" == gflops

@@ -20,6 +20,7 @@ from verify.runner import run  # noqa: E402
 
 CPU = torch.device("cpu")
 NUMERIC = [p.name for p in sorted(SPECS.glob("*.yaml")) if not p.name.startswith("quiz_")]
+NUMERIC += [f"zoo/{p.name}" for p in sorted(SPECS.glob("zoo/*.yaml"))]
 
 
 def failures(checks):
@@ -41,8 +42,8 @@ def test_parameter_names_follow_spec_paths():
     names = [name for name, _ in model.named_parameters()]
     assert names == ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias",
                      "layers.3.weight", "layers.3.bias", "layers.4.weight", "layers.4.bias"]  # fmt: skip
-    resnet = build(ROOT / "benchmarks" / "resnet152.yaml")
-    row = analyze(ROOT / "benchmarks" / "resnet152.yaml").row(
+    resnet = build(ROOT / "specs" / "zoo" / "resnet152.yaml")
+    row = analyze(ROOT / "specs" / "zoo" / "resnet152.yaml").row(
         "layers[7][2].layers[0].layers[0].body[3]"
     )
     assert row.type == "conv2d"  # repeat iteration 2, block call, residual body
