@@ -88,6 +88,7 @@ def test_a_wrong_expectation_is_reported():
 ZOO = [
     ("vgg16", 138357544, "15.47"), ("vgg19", 143667240, "19.63"), ("resnet18", 11689512, "1.81"),
     ("resnet34", 21797672, "3.66"), ("resnet50", 25557032, "4.09"), ("resnet152", 60192808, "11.51"),
+    ("alexnet", 61100840, "0.71"), ("googlenet", 6624904, "1.5"), ("densenet121", 7978856, "2.83"),
 ]  # fmt: skip
 
 
@@ -95,5 +96,15 @@ ZOO = [
 def test_zoo_matches_published_figures(name, params, gflops):
     totals = analyze(SPECS / "zoo" / f"{name}.yaml").totals
     assert totals["params"] == params
-    digits = len(gflops.replace(".", ""))
+    digits = len(gflops.replace(".", "").lstrip("0"))
     assert f"{totals['macs'] / 1e9:.{digits}g}" == gflops
+
+
+def test_nature_dqn_layer_table():
+    net = analyze(SPECS / "zoo" / "dqn_nature.yaml")
+    assert [net.row(n).output for n in ("conv1", "conv2", "conv3", "fc")] == [
+        (32, 20, 20), (64, 9, 9), (64, 7, 7), (512,),
+    ]  # fmt: skip
+    assert net.totals["params"] == 1693362 and analyze(
+        SPECS / "zoo" / "dqn_nature.yaml", actions=4
+    ).output == (4,)
