@@ -108,3 +108,14 @@ def test_nature_dqn_layer_table():
     assert net.totals["params"] == 1693362 and analyze(
         SPECS / "zoo" / "dqn_nature.yaml", actions=4
     ).output == (4,)
+
+
+def test_preactivation_resnet_moves_only_the_batch_norms():
+    plain = analyze(SPECS / "zoo" / "resnet18.yaml")
+    pre = analyze(SPECS / "zoo" / "preact_resnet18.yaml")
+    convs = lambda a: sum(r.params for r in a.rows if r.fan_in is not None)  # noqa: E731
+    assert convs(plain) == convs(pre) == 11689512 - 9600
+    assert pre.totals["params"] == 11687848 and pre.totals["macs"] == plain.totals["macs"]
+    # nothing follows the sum in a pre-activation block; ResNet-18 applies ReLU after it
+    assert not any(r.path.endswith("layers[0].activation") for r in pre.rows)
+    assert any(r.path.endswith("layers[0].activation") for r in plain.rows)
