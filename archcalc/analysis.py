@@ -176,9 +176,9 @@ def _environment(spec: Spec, values: Mapping[str, Any], symbolic: bool) -> dict[
         if (
             isinstance(value, bool)
             or not isinstance(value, int)
-            or not 1 <= value <= expr.MAX_VALUE
+            or not 0 <= value <= expr.MAX_VALUE
         ):
-            raise ArchcalcError(f"symbols are positive integers. Received: {name}={value!r}")
+            raise ArchcalcError(f"symbol values are integers >= 0. Received: {name}={value!r}")
         env[name] = value
     return env
 

@@ -31,8 +31,8 @@ def _parse_set(text: str) -> tuple[str, int]:
         number = int(value.strip().replace("_", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer value. Received: {text!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"symbols are positive integers. Received: {text!r}")
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"symbol values are integers >= 0. Received: {text!r}")
     return name.strip(), number
 
 
@@ -92,6 +92,24 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--plot", metavar="FILE.png", help="plot log10 variance against depth for every scheme"
     )
+
+    solve = commands.add_parser(
+        "solve", help="find symbol values that satisfy constraints on layers or totals",
+        description="Find every integer assignment of the --for symbols (in range) that satisfies "
+        "all --where constraints, e.g. --where 'conv1.output == [96, 55, 55]' --where "
+        "'conv1.uncovered == 0' or --where 'params < 1000000'. Closed forms via sympy where they "
+        "exist, else a bounded integer search.",
+    )  # fmt: skip
+    solve.add_argument("spec", metavar="SPEC", help="a YAML or JSON spec file")
+    solve.add_argument("--for", dest="unknowns", required=True, metavar="NAMES",
+                       help="symbols to solve for, comma-separated")  # fmt: skip
+    solve.add_argument("--where", action="append", required=True, metavar="CONSTRAINT",
+                       help="REFERENCE OP VALUE (repeatable)")  # fmt: skip
+    solve.add_argument("--range", dest="ranges", action="append", default=[], metavar="[NAME=]LO:HI",
+                       help="search range (default 0:1024), for all symbols or one")  # fmt: skip
+    solve.add_argument("--set", dest="values", metavar="NAME=VALUE", type=_parse_set, action="append",
+                       default=[], help="give another symbol a value (repeatable)")  # fmt: skip
+    solve.add_argument("--json", action="store_true", help="print JSON")
 
     verify = commands.add_parser(
         "verify", help="build the spec in PyTorch, train it, check every number against it",
@@ -158,7 +176,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"analyze": _analyze, "explain": _explain, "init": _init, "schema": _schema,
-                "verify": _verify}  # fmt: skip
+                "verify": _verify, "solve": _solve}  # fmt: skip
     if args.command == "check":
         return _check(args.specs, args.quiet)
     return commands[args.command](args, parser)
@@ -242,6 +260,37 @@ def _init_json(analysis, scheme: str) -> dict:
         })  # fmt: skip
     return {"spec": analysis.spec.name, "scheme": scheme, "layers": layers,
             "output_variance": None, "warnings": ["symbolic spec: variances need --set values"]}  # fmt: skip
+
+
+def _solve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.loader import load_spec
+    from archcalc.solve import render, solve
+
+    unknowns = [name.strip() for name in args.unknowns.split(",") if name.strip()]
+    default, ranges = (0, 1024), {}
+    for text in args.ranges:
+        name, _, span = text.rpartition("=")
+        lo, sep, hi = span.partition(":")
+        try:
+            bounds = (int(lo), int(hi))
+        except ValueError:
+            parser.error(f"--range: expected [NAME=]LO:HI. Received: {text!r}")
+        if not sep or bounds[0] > bounds[1]:
+            parser.error(f"--range: expected [NAME=]LO:HI with LO <= HI. Received: {text!r}")
+        if name:
+            ranges[name] = bounds
+        else:
+            default = bounds
+    spec = load_spec(Path(args.spec), file=args.spec)
+    try:
+        solution = solve(spec, unknowns, args.where, ranges, default, **dict(args.values))
+    except ArchcalcError as err:
+        raise err.at(file=args.spec) from None
+    if args.json:
+        sys.stdout.write(json.dumps(solution.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(render(solution))
+    return 0 if solution.solutions else 1
 
 
 def _positive(text: str) -> int:

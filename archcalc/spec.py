@@ -415,10 +415,10 @@ class Spec(_Model):
     name: str = Field(description="Name of the network.")
     description: Optional[str] = Field(None, description="Free text.")
     symbols: dict[
-        SymbolName, Optional[Annotated[int, Field(strict=True, ge=1, le=expr.MAX_VALUE)]]
+        SymbolName, Optional[Annotated[int, Field(strict=True, ge=0, le=expr.MAX_VALUE)]]
     ] = Field(
         default_factory=dict,
-        description="Names usable in expressions: an int is a default value, null a free symbol.",
+        description="Names usable in expressions: an int (>= 0) is a default value, null a free symbol (a positive integer).",
     )
     input: list[IntExpr()] = Field(
         min_length=1, max_length=4, description="Input shape, channels first, no batch."

@@ -162,5 +162,9 @@ def test_set_rejects_unknown_and_non_positive_values():
         ArchcalcError, match=r"cannot set 'X': not a declared symbol \(declared: A\)"
     ):
         analyze("specs/atari_dqn.yaml", X=3)
-    with pytest.raises(ArchcalcError, match=r"symbols are positive integers\. Received: A=0"):
+    with pytest.raises(ArchcalcError, match=r"symbol values are integers >= 0\. Received: A=-1"):
+        analyze("specs/atari_dqn.yaml", A=-1)
+    # 0 is a legal value (a padding may be 0); the field it lands in checks its own minimum
+    with pytest.raises(ArchcalcError, match=r"^layers\[4\]\.out_features: expected out_features >= 1\. "
+                       r"Received: out_features='A' = 0$"):  # fmt: skip
         analyze("specs/atari_dqn.yaml", A=0)

@@ -1,0 +1,347 @@
+"""Inverse questions: which symbol values satisfy constraints on layers or totals.
+
+    archcalc solve spec.yaml --for J --where "conv1.output == [96, 55, 55]" --where "conv1.uncovered == 0"
+
+A constraint is ``REFERENCE OP VALUE``: the reference is a total (``params``,
+``macs``, ``neurons``, ``connections``, ``flops``, ``output``, ``output[i]``)
+or a layer (path or name) and a quantity (``output``, ``output[i]``,
+``params``, ``macs``, ``neurons``, ``connections``, ``weights_per_neuron``,
+``uncovered``: rows and columns of the padded input a stride leaves unused);
+OP one of ``== != < <= > >=``; VALUE an integer expression or a list of them.
+
+Polynomial constraints in one symbol are solved in closed form with sympy's
+``solveset``; anything else (floor, ceil, mod, several symbols) by a bounded
+integer search that re-runs the exact numeric analysis for every candidate.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from archcalc import expr
+from archcalc import formulas as f
+from archcalc.analysis import Analysis, analyze
+from archcalc.errors import ArchcalcError
+from archcalc.loader import load_spec
+from archcalc.spec import Spec
+
+QUANTITIES = (
+    "output",
+    "params",
+    "macs",
+    "neurons",
+    "connections",
+    "weights_per_neuron",
+    "uncovered",
+)
+TOTALS = ("params", "macs", "neurons", "connections", "flops", "output")
+OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
+MAX_CANDIDATES = 100_000
+_CONSTRAINT = re.compile(r"^\s*(?P<ref>.+?)\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<value>.+?)\s*$")
+_INDEX = re.compile(r"^(?P<name>\w+)\[(?P<index>\d+)\]$")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    text: str
+    layer: str | None  # path or name; None for a total
+    quantity: str
+    index: int | None
+    op: str
+    value: Any  # parsed expression tree, or a list of them (a shape)
+
+
+@dataclass
+class Solution:
+    symbols: list[str]
+    ranges: dict[str, tuple[int, int]]
+    method: str
+    solutions: list[dict[str, int]] = field(default_factory=list)
+    why: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"symbols": self.symbols, "ranges": {k: list(v) for k, v in self.ranges.items()},
+                "method": self.method, "solutions": self.solutions, "why": self.why or None}  # fmt: skip
+
+
+def parse_constraint(text: str) -> Constraint:
+    """``conv1.output == [96, 55, 55]`` -> a Constraint (no code is executed)."""
+    match = _CONSTRAINT.match(text)
+    if not match:
+        raise ArchcalcError(
+            f"expected REFERENCE OP VALUE with OP one of {' '.join(OPERATORS)}. Received: {text!r}"
+        )
+    ref, op, value = match["ref"], match["op"], match["value"].strip()
+    if value.startswith("["):
+        if not value.endswith("]"):
+            raise ArchcalcError(f"unbalanced brackets in {value!r}")
+        items = [part.strip() for part in value[1:-1].split(",") if part.strip()]
+        parsed: Any = [expr.parse(item) for item in items]  # a shape (trees themselves are tuples)
+    else:
+        parsed = expr.parse(value)
+    head, _, tail = ref.rpartition(".")
+    if not head:
+        head, tail = None, ref
+    index = None
+    indexed = _INDEX.match(tail)
+    if indexed:
+        tail, index = indexed["name"], int(indexed["index"])
+    allowed = TOTALS if head is None else QUANTITIES
+    if tail not in allowed:
+        where = "a total" if head is None else f"layer {head!r}"
+        raise ArchcalcError(
+            f"unknown quantity {tail!r} for {where} in {text!r}; expected one of {', '.join(allowed)}"
+        )
+    if isinstance(parsed, list) and (tail != "output" or index is not None):
+        raise ArchcalcError(f"only a whole output shape compares with a list. Received: {text!r}")
+    return Constraint(text, head, tail, index, op, parsed)
+
+
+def _reference(analysis: Analysis, c: Constraint) -> Any:
+    if c.layer is None:
+        value = analysis.output if c.quantity == "output" else analysis.totals[c.quantity]
+    else:
+        row = analysis.row(c.layer)
+        if c.quantity == "uncovered":
+            value = _uncovered(row)
+        else:
+            value = getattr(row, c.quantity)
+    if c.index is not None:
+        if c.index >= len(value):
+            raise ArchcalcError(f"{c.text}: the output has {len(value)} dimensions")
+        value = value[c.index]
+    if value is None:
+        raise ArchcalcError(f"{c.text}: {c.quantity} does not apply to this layer")
+    return value
+
+
+def _uncovered(row) -> Any:
+    h = row.hyper
+    if "stride" not in h or "kernel_size" not in h:
+        raise ArchcalcError(
+            f"uncovered applies to convolutions and pooling, not {row.type} ({row.path})"
+        )
+    d = h.get("dilation", (1,) * len(h["kernel_size"]))
+    return sum(f.uncovered_input(n, k, s, p, di)
+               for n, k, s, p, di in zip(row.input[1:], h["kernel_size"], h["stride"], h["padding"], d))  # fmt: skip
+
+
+def _holds(analysis: Analysis, c: Constraint, env: dict) -> bool:
+    actual = _reference(analysis, c)
+    if isinstance(c.value, list):
+        wanted = tuple(expr.evaluate(tree, env) for tree in c.value)
+        same = tuple(actual) == wanted
+        return same if c.op == "==" else (not same if c.op == "!=" else _bad_op(c))
+    wanted = expr.evaluate(c.value, env)
+    return {"==": actual == wanted, "!=": actual != wanted, "<": actual < wanted,
+            "<=": actual <= wanted, ">": actual > wanted, ">=": actual >= wanted}[c.op]  # fmt: skip
+
+
+def _bad_op(c: Constraint) -> bool:
+    raise ArchcalcError(f"shapes compare with == or != only. Received: {c.text!r}")
+
+
+def solve(spec: Any, unknowns: list[str], where: list[str], ranges: dict[str, tuple[int, int]] | None = None,
+          default_range: tuple[int, int] = (0, 1024), **values: int) -> Solution:  # fmt: skip
+    """Every assignment of ``unknowns`` in range that satisfies all ``where`` constraints."""
+    spec = load_spec(spec) if not isinstance(spec, Spec) else spec
+    for name in unknowns:
+        if name not in spec.symbols:
+            raise ArchcalcError(
+                f"--for {name}: not a declared symbol (declared: {', '.join(spec.symbols) or 'none'})"
+            )
+        if name in values:
+            raise ArchcalcError(f"{name} is both solved for and set")
+    constraints = [parse_constraint(text) for text in where]
+    if not constraints:
+        raise ArchcalcError("give at least one constraint (--where)")
+    bounds = {name: (ranges or {}).get(name, default_range) for name in unknowns}
+    symbolic = analyze(spec, symbolic=True, **{k: v for k, v in values.items()},
+                       **{k: d for k, d in spec.symbols.items()
+                          if k not in unknowns and k not in values and d is not None})  # fmt: skip
+    closed = _closed_form(symbolic, constraints, unknowns, bounds)
+    if closed is not None:
+        return closed
+    return _search(spec, constraints, unknowns, bounds, values, symbolic)
+
+
+def _relation(analysis: Analysis, c: Constraint):
+    import sympy
+
+    lhs = _reference(analysis, c)
+    rhs = expr.evaluate(c.value, analysis.env) if not isinstance(c.value, list) else None
+    if rhs is None:
+        return None
+    ops = {
+        "==": sympy.Eq,
+        "!=": sympy.Ne,
+        "<": sympy.Lt,
+        "<=": sympy.Le,
+        ">": sympy.Gt,
+        ">=": sympy.Ge,
+    }
+    return ops[c.op](lhs, rhs)
+
+
+def _closed_form(analysis: Analysis, constraints: list[Constraint], unknowns: list[str],
+                 bounds: dict[str, tuple[int, int]]) -> Solution | None:  # fmt: skip
+    """sympy's solveset, for polynomial constraints in one symbol; None when it does not apply."""
+    import sympy
+
+    if len(unknowns) != 1:
+        return None
+    name = unknowns[0]
+    x = expr.symbol(name)
+    lo, hi = bounds[name]
+    result = sympy.Interval(lo, hi)
+    for c in constraints:
+        try:
+            relation = _relation(analysis, c)
+        except ArchcalcError:
+            return None
+        if relation is None or relation.has(
+            sympy.floor, sympy.ceiling, sympy.Mod, sympy.Min, sympy.Max, sympy.Piecewise
+        ):
+            return None
+        if relation in (sympy.true, sympy.false):
+            result = result if relation == sympy.true else sympy.EmptySet
+            continue
+        if relation.free_symbols - {x}:
+            return None
+        real = sympy.Dummy(
+            name, real=True
+        )  # solveset honours x's integer assumption; bounds do that
+        found = sympy.solveset(relation.subs(x, real), real, sympy.Reals)
+        if isinstance(found, sympy.ConditionSet):
+            return None
+        result = sympy.Intersection(result, found)
+    values = _integers_in(result, lo, hi)
+    if values is None:
+        return None
+    solution = Solution([name], dict(bounds), "closed form (sympy solveset)",
+                        [{name: v} for v in values])  # fmt: skip
+    if not values:
+        solution.why = (
+            f"the constraints allow {name} in {result}, which holds no integer in {lo}..{hi}"
+        )
+    return solution
+
+
+def _integers_in(region, lo: int, hi: int) -> list[int] | None:
+    import math
+
+    import sympy
+
+    if region is sympy.EmptySet or region == sympy.EmptySet:
+        return []
+    if isinstance(region, sympy.FiniteSet):
+        return sorted(int(v) for v in region if v.is_integer and lo <= v <= hi)
+    if isinstance(region, sympy.Interval):
+        start = math.ceil(region.start) + (1 if region.left_open and region.start.is_integer else 0)
+        end = math.floor(region.end) - (1 if region.right_open and region.end.is_integer else 0)
+        return list(range(max(start, lo), min(end, hi) + 1))
+    if isinstance(region, sympy.Union):
+        parts = [_integers_in(part, lo, hi) for part in region.args]
+        return None if any(p is None for p in parts) else sorted(set(itertools.chain(*parts)))
+    return None
+
+
+def _search(spec: Spec, constraints: list[Constraint], unknowns: list[str], bounds: dict,
+            values: dict, symbolic: Analysis) -> Solution:  # fmt: skip
+    sizes = [hi - lo + 1 for lo, hi in bounds.values()]
+    total = 1
+    for size in sizes:
+        total *= max(size, 0)
+    if total > MAX_CANDIDATES:
+        raise ArchcalcError(f"the search would try {total:,} candidates (at most {MAX_CANDIDATES:,}); "
+                            "narrow it with --range NAME=LO:HI")  # fmt: skip
+    axes = [range(lo, hi + 1) for lo, hi in bounds.values()]
+    ranges_text = ", ".join(f"{n} in {lo}..{hi}" for n, (lo, hi) in bounds.items())
+    solution = Solution(list(unknowns), dict(bounds), f"bounded integer search over {ranges_text}")
+    each: list[list[dict]] = [[] for _ in constraints]
+    for combo in itertools.product(*axes):
+        assignment = dict(zip(unknowns, combo))
+        try:
+            analysis = analyze(spec, **values, **assignment)
+        except ArchcalcError:
+            continue  # an invalid network is not a solution
+        env = dict(analysis.env)
+        results = [_holds(analysis, c, env) for c in constraints]
+        for i, ok in enumerate(results):
+            if ok:
+                each[i].append(assignment)
+        if all(results):
+            solution.solutions.append(assignment)
+    if not solution.solutions:
+        solution.why = _why(symbolic, constraints, unknowns, each)
+    return solution
+
+
+def _why(
+    symbolic: Analysis, constraints: list[Constraint], unknowns: list[str], each: list[list[dict]]
+) -> str:
+    """Explain an empty result: the real solution without rounding, or what each constraint allows."""
+    import sympy
+
+    if len(unknowns) == 1:
+        x = expr.symbol(unknowns[0])
+        reals = []
+        for c in constraints:
+            if isinstance(c.value, list):
+                lhs = _reference(symbolic, c)
+                rels = [sympy.Eq(a, expr.evaluate(t, symbolic.env)) for a, t in zip(lhs, c.value)]
+            elif c.quantity == "uncovered" and c.op == "==":
+                continue  # exact division is what dropping the floor already assumes
+            else:
+                rel = _relation(symbolic, c)
+                rels = [rel] if rel is not None else []
+            real = sympy.Dummy(unknowns[0], real=True)  # before dropping floor: x is an integer
+            for rel in rels:
+                if not isinstance(rel, sympy.Eq):
+                    continue
+                exact = (
+                    rel.subs(x, real)
+                    .replace(sympy.floor, lambda a: a)
+                    .replace(sympy.ceiling, lambda a: a)
+                )
+                if isinstance(exact, sympy.Eq) and exact.free_symbols == {real}:
+                    found = sympy.solveset(exact, real, sympy.Reals)
+                    if isinstance(found, sympy.FiniteSet):
+                        reals += [v for v in found if not v.is_integer]
+        if reals:
+            shown = ", ".join(f"{unknowns[0]} = {v}" for v in sorted(set(reals)))
+            return f"with exact division the constraints need {shown}, which is not an integer"
+    parts = []
+    for c, hits in zip(constraints, each):
+        if not hits:
+            parts.append(f"'{c.text}' holds for no candidate")
+        else:
+            first = ", ".join(" ".join(f"{k}={v}" for k, v in h.items()) for h in hits[:4])
+            parts.append(
+                f"'{c.text}' holds for {len(hits)} candidate(s) ({first}{', ...' if len(hits) > 4 else ''})"
+            )
+    return "no candidate satisfies all constraints at once: " + "; ".join(parts)
+
+
+def render(solution: Solution, limit: int = 50) -> str:
+    lines = [f"solving for {', '.join(solution.symbols)}: {solution.method}"]
+    for assignment in solution.solutions[:limit]:
+        lines.append("  " + ", ".join(f"{k} = {v}" for k, v in assignment.items()))
+    count = len(solution.solutions)
+    if count > limit:
+        lines.append(f"  ... and {count - limit} more")
+    if count:
+        if len(solution.symbols) == 1:
+            name = solution.symbols[0]
+            found = [s[name] for s in solution.solutions]
+            lines.append(
+                f"{count} solution{'s' * (count != 1)}; smallest {name} = {min(found)}, largest {name} = {max(found)}"
+            )
+        else:
+            lines.append(f"{count} solution{'s' * (count != 1)}")
+    else:
+        lines.append(f"no solution: {solution.why}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,111 @@
+"""archcalc solve: inverse questions, closed forms and bounded searches, and why none fits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from archcalc import ArchcalcError
+from archcalc.cli import main
+from archcalc.solve import parse_constraint, solve
+from tests.conftest import ROOT, SPECS
+
+CONV1 = ["conv1.output == [96, 55, 55]", "conv1.uncovered == 0"]
+
+
+def test_alexnet_input_size_for_55_by_55_with_nothing_unused():
+    result = solve(SPECS / "solve_conv1.yaml", ["J"], CONV1, {"J": (150, 300)}, P=0)
+    assert result.solutions == [{"J": 227}]
+    assert result.method == "bounded integer search over J in 150..300"
+
+
+def test_no_integer_padding_works_at_224_and_says_why():
+    result = solve(SPECS / "solve_conv1.yaml", ["P"], CONV1, {"P": (0, 10)}, J=224)
+    assert result.solutions == []
+    assert result.why == "with exact division the constraints need P = 3/2, which is not an integer"
+    # without the "nothing unused" condition, P = 2 and 3 both give 55 (with rows left over)
+    loose = solve(SPECS / "solve_conv1.yaml", ["P"], CONV1[:1], {"P": (0, 10)}, J=224)
+    assert loose.solutions == [{"P": 2}, {"P": 3}]
+
+
+def test_same_padding_for_a_3x3_stride_1_conv():
+    values = dict(J=32, K=32, L=3, i=16, M=3, N=3, s=1)
+    result = solve(
+        SPECS / "quiz_conv.yaml",
+        ["P"],
+        ["layers[0].output == [16, 32, 32]"],
+        {"P": (0, 20)},
+        **values,
+    )
+    assert result.solutions == [{"P": 1}]
+
+
+def test_largest_mlp_width_under_a_million_parameters_in_closed_form():
+    result = solve(SPECS / "mlp4.yaml", ["width"], ["params < 1000000"], {"width": (1, 100000)})
+    assert result.method == "closed form (sympy solveset)"
+    widths = [s["width"] for s in result.solutions]
+    assert widths == list(range(1, 536))  # 2·535² + 797·535 + 10 = 999,855; 536 gives 1,001,854
+    none = solve(SPECS / "mlp4.yaml", ["width"], ["params == 1000000"], {"width": (1, 100000)})
+    assert none.solutions == [] and "holds no integer" in none.why
+
+
+def test_two_symbols_by_search():
+    result = solve(SPECS / "quiz_pool.yaml", ["J", "K"], ["output == [8, 4, 5]"], {"J": (1, 20), "K": (1, 20)},
+                   C=8, F=2, s=2)  # fmt: skip
+    assert result.solutions == [
+        {"J": 8, "K": 10},
+        {"J": 8, "K": 11},
+        {"J": 9, "K": 10},
+        {"J": 9, "K": 11},
+    ]
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("conv1.output = 3", "expected REFERENCE OP VALUE"),
+        ("conv1.colour == 3", "unknown quantity 'colour' for layer 'conv1'"),
+        ("loss == 3", "unknown quantity 'loss' for a total"),
+        ("params == [1, 2]", "only a whole output shape compares with a list"),
+        ("params == __import__('os')", "only min, max, floor and ceil may be called"),
+        ("conv1.output == [1, 2", "unbalanced brackets"),
+    ],
+)
+def test_bad_constraints(text, match):
+    with pytest.raises(ArchcalcError, match=match):
+        parse_constraint(text)
+
+
+def test_bad_requests():
+    with pytest.raises(ArchcalcError, match="--for Q: not a declared symbol"):
+        solve(SPECS / "solve_conv1.yaml", ["Q"], CONV1)
+    with pytest.raises(ArchcalcError, match="the search would try 1,050,625 candidates"):
+        solve(
+            SPECS / "quiz_pool.yaml",
+            ["J", "K"],
+            ["output == [8, 4, 5]"],
+            {},
+            (0, 1024),
+            C=8,
+            F=2,
+            s=2,
+        )
+    with pytest.raises(ArchcalcError, match="no layer with path or name 'conv9'"):
+        solve(SPECS / "solve_conv1.yaml", ["J"], ["conv9.params == 1"], {"J": (1, 5)}, P=0)
+
+
+def test_solve_command(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code = main(["solve", "specs/solve_conv1.yaml", "--for", "J", "--set", "P=0", "--range", "200:260",
+                 "--where", CONV1[0], "--where", CONV1[1]])  # fmt: skip
+    out = capsys.readouterr().out
+    assert (
+        code == 0
+        and "  J = 227\n" in out
+        and "1 solution; smallest J = 227, largest J = 227" in out
+    )
+    code = main(["solve", "specs/solve_conv1.yaml", "--for", "P", "--set", "J=224", "--range", "P=0:10",
+                 "--where", CONV1[0], "--where", CONV1[1], "--json"])  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1 and data["solutions"] == [] and "P = 3/2" in data["why"]
