@@ -111,6 +111,24 @@ def build_parser() -> argparse.ArgumentParser:
                        default=[], help="give another symbol a value (repeatable)")  # fmt: skip
     solve.add_argument("--json", action="store_true", help="print JSON")
 
+    style = commands.add_parser(
+        "style", help="neural style transfer sizes: N_l, M_l, Gram matrices, normalisers",
+        description="For the chosen layers (by name, path or position conv<stage>_<index>): "
+        "filters N_l, positions M_l, Gram size, style normaliser 1/(4 N_l² M_l²) and content term "
+        "size, symbolic in the image size where it is a symbol. --verify checks them in PyTorch.",
+    )  # fmt: skip
+    style.add_argument("spec", metavar="SPEC", help="a spec, e.g. specs/zoo/vgg19.yaml")
+    style.add_argument("--content", default="conv4_2", help="content layer (default conv4_2)")
+    style.add_argument("--style", default="conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
+                       help="style layers, comma-separated (default: Gatys et al.'s five)")  # fmt: skip
+    _add_values(style)
+    style.add_argument("--json", action="store_true", help="print JSON")
+    style.add_argument("--verify", action="store_true",
+                       help="compute Gram matrices and both losses in PyTorch and check them; optimise the pixels")  # fmt: skip
+    style.add_argument(
+        "--steps", type=_non_negative, default=20, help="pixel optimisation steps for --verify"
+    )
+
     verify = commands.add_parser(
         "verify", help="build the spec in PyTorch, train it, check every number against it",
         description="Build the spec as a real torch.nn model and check shapes, parameters, MACs, "
@@ -176,7 +194,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"analyze": _analyze, "explain": _explain, "init": _init, "schema": _schema,
-                "verify": _verify, "solve": _solve}  # fmt: skip
+                "verify": _verify, "solve": _solve, "style": _style}  # fmt: skip
     if args.command == "check":
         return _check(args.specs, args.quiet)
     return commands[args.command](args, parser)
@@ -260,6 +278,36 @@ def _init_json(analysis, scheme: str) -> dict:
         })  # fmt: skip
     return {"spec": analysis.spec.name, "scheme": scheme, "layers": layers,
             "output_variance": None, "warnings": ["symbolic spec: variances need --set values"]}  # fmt: skip
+
+
+def _style(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.style import render, style_layers
+
+    analysis = _analysis(args, parser)
+    split = lambda text: [name.strip() for name in text.split(",") if name.strip()]  # noqa: E731
+    try:
+        layers = style_layers(analysis, split(args.content), split(args.style))
+    except ArchcalcError as err:
+        raise err.at(file=args.spec) from None
+    data = {"spec": analysis.spec.name, "layers": [layer.to_dict() for layer in layers]}
+    passed = True
+    if args.verify:
+        try:
+            from verify import style as style_check
+        except ModuleNotFoundError as err:
+            raise ArchcalcError(
+                f"--verify needs PyTorch ({err.name} is missing): pip install 'archcalc[verify]'"
+            ) from None
+        result = style_check.run(analysis, layers, steps=args.steps)
+        data["verify"] = result
+        passed = all(check["passed"] for check in result["checks"])
+    if args.json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        sys.stdout.write(render(analysis, layers))
+        if args.verify:
+            sys.stdout.write(style_check.render(data["verify"]))
+    return 0 if passed else 1
 
 
 def _solve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -319,7 +319,23 @@ def floor_div(a: Value, b: Value) -> Value:
     """
     if isinstance(a, int) and isinstance(b, int):
         return a // b
-    return _sympy().floor(a / b)
+    sp = _sympy()
+    if isinstance(b, int) and b > 0:
+        # floor((floor(y) + m)/n) = floor((y + m)/n) for integer m, positive integer n:
+        # nested pooling reads floor(H/8), not floor(floor(floor(H/2)/2)/2).
+        inner, rest = None, 0
+        for term in sp.Add.make_args(a):
+            if isinstance(term, sp.floor) and inner is None:
+                inner = term.args[0]
+            elif term.is_Integer:
+                rest += term
+            else:
+                inner = None
+                break
+        else:
+            if inner is not None:
+                return sp.floor((inner + rest) / b)
+    return sp.floor(a / b)
 
 
 def ceil_div(a: Value, b: Value) -> Value:

@@ -109,3 +109,53 @@ def test_solve_command(capsys, monkeypatch):
                  "--where", CONV1[0], "--where", CONV1[1], "--json"])  # fmt: skip
     data = json.loads(capsys.readouterr().out)
     assert code == 1 and data["solutions"] == [] and "P = 3/2" in data["why"]
+
+
+# ----------------------------------------------------------------------------- style transfer sizes
+
+
+def test_style_sizes_numeric_and_symbolic():
+    from archcalc import analyze
+    from archcalc.style import style_layers
+
+    layers = style_layers(
+        analyze(SPECS / "zoo" / "vgg19.yaml"), ["conv4_2"], ["conv1_1", "conv5_1"]
+    )
+    content, first, last = layers
+    assert (content.filters, content.positions, content.content_terms) == (512, 28 * 28, 512 * 784)
+    assert (first.filters, first.positions, first.gram) == (64, 224 * 224, 64 * 64)
+    assert first.normaliser.denominator == 4 * 64**2 * (224 * 224) ** 2
+    assert (last.filters, last.positions) == (512, 14 * 14)
+    symbolic = style_layers(
+        analyze(SPECS / "zoo" / "vgg19.yaml", symbolic=True), ["conv4_2"], ["conv1_1"]
+    )
+    assert symbolic[0].to_dict()["positions"] == "floor(H/8)*floor(W/8)"
+    assert symbolic[1].to_dict()["normaliser"] == "1/(16384*H**2*W**2)"
+
+
+def test_style_positional_names_work_without_names():
+    from archcalc import analyze
+    from archcalc.style import find
+
+    net = analyze(SPECS / "zoo" / "vgg16.yaml")  # no conv names: found by position
+    assert find(net, "conv3_2").output == (256, 56, 56)
+    with pytest.raises(ArchcalcError, match="no layer 'conv9_1'"):
+        find(net, "conv9_1")
+
+
+def test_style_command_with_pytorch(capsys, monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.chdir(ROOT)
+    code = main(["style", "specs/zoo/vgg19.yaml", "--set", "H=48", "--set", "W=48", "--verify", "--steps", "6",
+                 "--json"])  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    names = {c["name"] for c in data["verify"]["checks"]}
+    assert {
+        "style:conv1_1:gram",
+        "style:conv1_1:E_l",
+        "style:conv4_2:content_terms",
+        "style:optimisation",
+    } <= names
+    assert all(c["passed"] for c in data["verify"]["checks"])
+    assert data["verify"]["losses"][-1] < data["verify"]["losses"][0]
