@@ -118,3 +118,17 @@ def moments(
     second = expect(lambda x: act.phi(x) ** 2, mu, sigma, act.kink)
     slope = expect(lambda x: act.dphi(x) ** 2, mu, sigma, act.kink)
     return first, second, slope
+
+
+@lru_cache(maxsize=1024)
+def value_slope_moment(
+    name: str,
+    mu: float,
+    var: float,
+    negative_slope: float | None = None,
+    alpha: float | None = None,
+) -> float:
+    """``E[φ(x)²·φ'(x)²]`` for x ~ N(mu, var): a gradient proportional to the activation's own
+    output (an RBF layer's) meets its derivative at the same point."""
+    act = get(name, negative_slope, alpha)
+    return expect(lambda x: (act.phi(x) * act.dphi(x)) ** 2, mu, math.sqrt(max(var, 0.0)), act.kink)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from archcalc.analysis import Analysis, Row
-from archcalc.expr import is_symbolic, to_text
+from archcalc.expr import is_symbolic, product, to_text
 from archcalc.layers import shape_text
 from archcalc.render import number
 
@@ -67,6 +67,12 @@ def _explain_row(row: Row) -> str:
     kind = row.type
     if kind.startswith("conv_transpose"):
         body = _conv_transpose(row)
+    elif kind.startswith("conv") and row.hyper.get("table"):
+        body = _table_conv(row)
+    elif kind == "subsample":
+        body = _subsample(row)
+    elif kind == "rbf":
+        body = _rbf(row)
     elif kind.startswith("conv"):
         body = _conv(row)
     elif "pool" in kind and not kind.startswith("adaptive"):
@@ -200,6 +206,50 @@ def _conv_transpose(row: Row) -> list[str]:
         _line("MACs", "input units × (C_out/g)·Πk", None, row.macs, "bias excluded"),
         _line("connections", "MACs + neurons·bias", None, row.connections),
     ]  # fmt: skip
+
+
+def _table_conv(row: Row) -> list[str]:
+    h = row.hyper
+    taps = number(len(h["table"]) and int(row.macs // max(1, int(row.neurons // row.output[0]))))
+    sizes = sorted({len(maps) for maps in h["table"]})
+    k = "·".join(to_text(v) for v in h["kernel_size"])
+    taps_per_map = product(h["kernel_size"])
+    per_map = ", ".join(f"1 + {n}·{k}" for n in sizes)
+    maps_seen = sum(len(maps) for maps in h["table"])
+    positions = "·".join(to_text(v) for v in row.output[1:])
+    return [
+        f"  connection table: output maps see {', '.join(map(str, sizes))} of {to_text(row.input[0])} input maps "
+        f"({maps_seen} in all)",
+        _line("output", "height×width×i", None, _shape((*row.output[1:], row.output[0]))),
+        _line("weights per neuron", "1 + |S_j|·M·N, per output map j", None,
+              f"{per_map} = " + " or ".join(number(1 + n * int(taps_per_map)) for n in sizes)),
+        _line("parameters", "Σ_j (|S_j|·M·N + 1)", f"{maps_seen}·{k} + {len(h['table'])}", row.params),
+        _line("neurons", "height·width·i", None, row.neurons),
+        _line("connections", "positions × parameters", f"{positions} × {number(row.params)}", row.connections),
+        _line("MACs", "positions × Σ_j |S_j|·M·N", f"{positions} × {taps}", row.macs, "bias excluded"),
+    ]  # fmt: skip
+
+
+def _subsample(row: Row) -> list[str]:
+    window = "·".join(to_text(v) for v in row.hyper["kernel_size"])
+    return [
+        f"  each unit sums a {window} window of its map, times a trainable coefficient, plus a bias",
+        _line("output", "height×width×maps", None, _shape((*row.output[1:], row.output[0]))),
+        _line("weights per neuron", f"{window} inputs + bias", None, row.weights_per_neuron),
+        _line("neurons", "height·width·maps", None, row.neurons),
+        _line("connections", "neurons × weights per neuron",
+              f"{number(row.neurons)} × {number(row.weights_per_neuron)}", row.connections),
+        _line("parameters", "2 × maps", f"2 × {number(row.output[0])}", row.params, "coefficient and bias"),
+    ]  # fmt: skip
+
+
+def _rbf(row: Row) -> list[str]:
+    n, m = row.input[0], row.output[0]
+    return [
+        f"  {number(m)} Euclidean RBF units over n = {number(n)} inputs, y_i = Σ_j (x_j − w_ij)²",
+        _line("connections", "m·n", f"{number(m)} × {number(n)}", row.connections),
+        _line("parameters", "0", None, 0, "the centres w_ij are fixed, not trained"),
+    ]
 
 
 def _other(row: Row) -> list[str]:

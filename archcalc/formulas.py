@@ -141,3 +141,26 @@ def normalization_parameters(features: Value, affine: bool) -> Value:
     128
     """
     return 2 * features if affine else 0
+
+
+def table_taps(table: tuple, kernel: tuple) -> Value:
+    """Weights of a convolution with a connection table: ``Σ_j |S_j|·Πk`` (no bias).
+
+    >>> table_taps(((0, 1, 2), (1, 2, 3, 4)), (5, 5))
+    175
+    """
+    return sum(len(maps) for maps in table) * product(kernel)
+
+
+def table_parameters(table: tuple, kernel: tuple, bias: bool) -> Value:
+    """Parameters with a connection table: ``Σ_j (|S_j|·Πk + 1)`` (LeNet-5's C3: 1,516)."""
+    return table_taps(table, kernel) + (len(table) if bias else 0)
+
+
+def subsample_parameters(maps: Value) -> Value:
+    """LeNet-5's subsampling: a coefficient and a bias per map, ``2 × maps``.
+
+    >>> subsample_parameters(6)
+    12
+    """
+    return 2 * maps

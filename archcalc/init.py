@@ -39,7 +39,8 @@ ACTIVATIONS = frozenset(
 
 
 def is_weighted(row: Row) -> bool:
-    return row.fan_in is not None
+    """A layer with trainable weights to initialise (RBF centres are fixed)."""
+    return row.fan_in is not None and row.type != "rbf"
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,17 @@ def fans(row: Row) -> Fans:
     if row.type == "linear":
         n, m = row.input[0], row.output[0]
         return Fans(n, m, n, m, n, m)
+    if row.type == "subsample":  # one coefficient per map, applied to a window of inputs
+        return Fans(row.fan_in, row.fan_out, row.fan_in, row.fan_out, 1, 1)
+    if row.hyper.get("table"):  # averages over the output / input maps
+        return Fans(
+            row.fan_in,
+            row.fan_out,
+            row.fan_in,
+            _div(row.fan_out, product(row.hyper["stride"])),
+            row.fan_in,
+            row.fan_out,
+        )
     h = row.hyper
     taps, strides, groups = product(h["kernel_size"]), product(h["stride"]), h["groups"]
     c_in, c_out = row.input[0], row.output[0]

@@ -220,6 +220,8 @@ class ConvRule(Rule):
                 f"channels ({shape_text(inp)})", "in_channels",
             )  # fmt: skip
         h["in_channels"] = channels
+        if h.get("connection_table") is not None:
+            self._check_table(h, channels, note)
         out = h["out_channels"]
         note.divides(groups, channels, lambda: f"in_channels={to_text(channels)} must be divisible by "
                      f"groups={to_text(groups)}", "groups")  # fmt: skip
@@ -241,13 +243,55 @@ class ConvRule(Rule):
         return out
 
     def fan_in(self, h, inp):
+        if h.get("table"):  # the average over output maps; the sums below are exact
+            return _div(f.table_taps(h["table"], h["kernel_size"]), len(h["table"]))
         return f.conv_fan_in(inp[0], h["groups"], h["kernel_size"])
 
     def fan_out(self, h, inp):
+        if h.get("table"):
+            return _div(f.table_taps(h["table"], h["kernel_size"]), inp[0])
         return f.conv_fan_out(h["out_channels"], h["groups"], h["kernel_size"])
 
+    def per_neuron(self, h, fan_in):
+        table = h.get("table")
+        if table and len({len(maps) for maps in table}) > 1:
+            return None  # output maps see different numbers of input maps
+        return super().per_neuron(h, fan_in)
+
     def params(self, h, inp, out, per_neuron):
+        if h.get("table"):
+            return f.table_parameters(h["table"], h["kernel_size"], h["bias"])
         return f.shared_parameters(h["out_channels"], per_neuron)
+
+    def macs(self, h, inp, out, neurons, fan_in):
+        if h.get("table"):
+            return f.macs(product(out[1:]), f.table_taps(h["table"], h["kernel_size"]))
+        return super().macs(h, inp, out, neurons, fan_in)
+
+    def connections(self, h, neurons, per_neuron, mac_count):
+        if h.get("table"):
+            return mac_count + neurons if h["bias"] else mac_count
+        return super().connections(h, neurons, per_neuron, mac_count)
+
+    @staticmethod
+    def _check_table(h, channels, note):
+        table = h["connection_table"]
+        if h["groups"] != 1:
+            raise note.error("a connection_table replaces groups; use groups = 1", "groups")
+        if is_symbolic(h["out_channels"]) or is_symbolic(channels):
+            raise note.error("a connection_table needs numeric channel counts", "connection_table")
+        if len(table) != h["out_channels"]:
+            raise note.error(f"expected one entry per output map ({h['out_channels']}). "
+                             f"Received: {len(table)} entries", "connection_table")  # fmt: skip
+        for j, maps in enumerate(table):
+            if not maps or len(set(maps)) != len(maps) or max(maps) >= channels:
+                raise note.error(f"entry {j} must list distinct input maps in 0..{channels - 1}. "
+                                 f"Received: {maps}", "connection_table")  # fmt: skip
+        h["table"] = tuple(tuple(maps) for maps in table)
+
+
+def _div(a, b):
+    return a // b if isinstance(a, int) and isinstance(b, int) and a % b == 0 else a / b
 
 
 class ConvTransposeRule(ConvRule):
@@ -363,6 +407,58 @@ class PoolRule(Rule):
         return 0
 
 
+class SubsampleRule(Rule):
+    """Window sum × a trainable coefficient + a trainable bias, per map (LeNet-5's S2, S4)."""
+
+    rank = 3
+
+    def prepare(self, h, inp, note):
+        super().prepare(h, inp, note)
+        h["kernel_size"] = per_dim(h, "kernel_size", 2, "subsample", note)
+        h["stride"] = (
+            h["kernel_size"]
+            if h.get("stride") is None
+            else per_dim(h, "stride", 2, "subsample", note)
+        )
+        h["padding"], h["dilation"], h["bias"] = (0, 0), (1, 1), True
+
+    def output_shape(self, h, inp, note):
+        k, s = h["kernel_size"], h["stride"]
+        check_window(inp, k, (0, 0), (1, 1), note)
+        warn_uncovered("subsample", inp[1:], k, s, (0, 0), (1, 1), note)
+        return (inp[0], *(f.pool_output_size(n, ki, si) for n, ki, si in zip(inp[1:], k, s)))
+
+    def fan_in(self, h, inp):
+        return product(h["kernel_size"])  # each unit's inputs, all through the map's coefficient
+
+    def fan_out(self, h, inp):
+        return _div(product(h["kernel_size"]), product(h["stride"]))
+
+    def params(self, h, inp, out, per_neuron):
+        return f.subsample_parameters(inp[0])
+
+
+class RBFRule(Rule):
+    """Euclidean RBF units with fixed centres: every unit sees every input; nothing trains."""
+
+    rank = 1
+
+    def output_shape(self, h, inp, note):
+        return (h["out_features"],)
+
+    def fan_in(self, h, inp):
+        return inp[0]
+
+    def fan_out(self, h, inp):
+        return h["out_features"]
+
+    def per_neuron(self, h, fan_in):
+        return fan_in  # one fixed centre coordinate per input, no bias
+
+    def params(self, h, inp, out, per_neuron):
+        return 0  # the centres are fixed, not trained
+
+
 class AdaptivePoolRule(Rule):
     def __init__(self, dims: int):
         self.dims, self.rank = dims, dims + 1
@@ -426,6 +522,8 @@ RULES: dict[str, Rule] = {
         for n in (1, 2, 3)
     },
     "linear": LinearRule(),
+    "subsample": SubsampleRule(),
+    "rbf": RBFRule(),
     "flatten": FlattenRule(),
     "batchnorm1d": BatchNormRule((1, 2)),
     "batchnorm2d": BatchNormRule((3,)),

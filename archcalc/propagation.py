@@ -289,6 +289,14 @@ class _Walker:
     def forward_row(self, i: int, state: Moments) -> Moments:
         row, kind, h = self.rows[i], self.rows[i].type, self.rows[i].hyper
         self.inputs[i] = state
+        if row.type == "rbf":
+            # y_i = Σ_j (x_j − w_ij)² with centres ±1 (LeNet-5's bitmaps) and Gaussian inputs:
+            # E[(x−w)²] = m2 + 1, E[(x−w)⁴] = 3var² + 6var + 1 (+ mean terms, neglected).
+            self.assume("RBF centres are ±1 and inputs Gaussian (LeNet-5's output layer)", row)
+            n = float(row.input[0])
+            mean = n * (state.m2 + 1)
+            spread = n * max(3 * state.var**2 + 6 * state.var + 1 - (state.m2 + 1) ** 2, 0.0)
+            return Moments(mean, mean * mean + spread)
         if is_weighted(row):
             q = float(fans(row).forward) * self.variances[i] * state.m2
             self.pre[i] = q
@@ -357,6 +365,25 @@ class _Walker:
 
     def backward_row(self, i: int, g: float) -> float:
         row, kind, h = self.rows[i], self.rows[i].type, self.rows[i].hyper
+        if kind == "rbf":
+            # ∂y_i/∂x_j = 2(x_j − w_ij), so the gradient is 2·x_j·Σ_i g_i − 2·Σ_i w_ij g_i: its
+            # first part grows with x_j = φ(a_j), where a saturating φ' is small. With the
+            # activation before it, take both together: 4m·(E[φ²φ'²] + E[w²]·E[φ'²])·g.
+            m = float(row.output[0])
+            before = self.rows[i - 1] if i > 0 else None
+            if before is not None and before.type in ACTIVATIONS and not self.linear:
+                state, hb = self.inputs[i - 1], before.hyper
+                args = (
+                    before.type,
+                    state.mean,
+                    state.var,
+                    hb.get("negative_slope"),
+                    hb.get("alpha"),
+                )
+                joint = activations.value_slope_moment(*args) + activations.moments(*args)[2]
+                self.slopes[i - 1] = 1.0  # already applied here
+                return 4 * m * joint * g
+            return 4 * m * (self.inputs[i].m2 + 1) * g
         if is_weighted(row):
             g = float(fans(row).backward) * self.variances[i] * g
             self.grad[i] = g

@@ -185,6 +185,11 @@ class Conv(_Layer):
     dilation: SizeExpr() = Field(1, description="Spacing between filter taps.")
     groups: IntExpr() = Field(1, description="Channel groups; must divide both channel counts.")
     bias: bool = Field(True, description="Add a learnable bias per output channel.")
+    connection_table: Optional[list[list[Annotated[int, Field(strict=True, ge=0)]]]] = Field(
+        None,
+        description="For each output map, the input maps it sees (LeNet-5's C3); groups are the "
+        "special case of contiguous equal blocks. Needs groups = 1.",
+    )
     activation: Optional[ActivationName] = _ACTIVATION_FIELD
 
 
@@ -242,6 +247,26 @@ class AvgPool(_Layer):
     padding: SizeExpr(0) = Field(0, description="Implicit zero padding per side (<= F/2).")
     ceil_mode: bool = Field(False, description="Round the output size up instead of down.")
     count_include_pad: bool = Field(True, description="Count padding zeros in the average.")
+
+
+class Subsample(_Layer):
+    """LeNet-5's subsampling (S2, S4): each unit sums a window of its map, times a trainable
+    coefficient, plus a trainable bias (2 parameters per map)."""
+
+    EXPR_FIELDS: ClassVar = ("kernel_size", "stride")
+    type: Literal["subsample"]
+    kernel_size: SizeExpr() = Field(2, description="Window size (LeNet-5: 2x2).")
+    stride: Optional[SizeExpr()] = Field(None, description="Window step; defaults to kernel_size.")
+    activation: Optional[ActivationName] = _ACTIVATION_FIELD
+
+
+class RBF(_Layer):
+    """Euclidean radial basis function units with fixed centres (LeNet-5's output layer):
+    y_i = Σ_j (x_j - w_ij)²; connections but no trainable parameters."""
+
+    EXPR_FIELDS: ClassVar = ("out_features",)
+    type: Literal["rbf"]
+    out_features: IntExpr() = Field(description="Number of RBF units (classes).")
 
 
 class AdaptivePool(_Layer):
@@ -364,7 +389,7 @@ class BlockCall(_Layer):
 
 
 LAYER_CLASSES: tuple[type[_Layer], ...] = (
-    Conv, ConvTranspose, Linear, MaxPool, AvgPool, AdaptivePool, Flatten, BatchNorm,
+    Conv, ConvTranspose, Linear, MaxPool, AvgPool, Subsample, RBF, AdaptivePool, Flatten, BatchNorm,
     LayerNorm, LocalResponseNorm, Dropout, Activation, Residual, Concat, Repeat,
 )  # fmt: skip
 #: type name -> model class, for every built-in layer type.

@@ -119,3 +119,14 @@ def test_preactivation_resnet_moves_only_the_batch_norms():
     # nothing follows the sum in a pre-activation block; ResNet-18 applies ReLU after it
     assert not any(r.path.endswith("layers[0].activation") for r in pre.rows)
     assert any(r.path.endswith("layers[0].activation") for r in plain.rows)
+
+
+def test_lenet5_as_published_in_1998():
+    net = analyze(SPECS / "zoo" / "lenet5_1998.yaml")
+    table = {name: (net.row(name).params, net.row(name).connections) for name in
+             ("C1", "S2", "C3", "S4", "C5", "F6", "output")}  # fmt: skip
+    assert table == {"C1": (156, 122304), "S2": (12, 5880), "C3": (1516, 151600), "S4": (32, 2000),
+                     "C5": (48120, 48120), "F6": (10164, 10164), "output": (0, 840)}  # fmt: skip
+    assert (net.totals["params"], net.totals["connections"]) == (60000, 340908)
+    assert net.row("C3").weights_per_neuron is None  # 76, 101 or 151 depending on the map
+    assert net.row("S2").weights_per_neuron == 5  # 4 inputs + bias

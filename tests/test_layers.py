@@ -64,6 +64,11 @@ CASES = [
     ({"type": "adaptive_avgpool2d", "output_size": 6}, [256, 13, 13], (256, 6, 6), None, None, None, 0, 0),
     ({"type": "adaptive_maxpool2d", "output_size": [1, 2]}, [512, 7, 7], (512, 1, 2), None, None, None, 0, 0),
     ({"type": "adaptive_avgpool1d", "output_size": 3}, [5, 9], (5, 3), None, None, None, 0, 0),
+    # LeNet-5 1998: subsampling (4 inputs + bias per unit, 2 parameters per map), a table conv, RBF
+    ({"type": "subsample", "kernel_size": 2}, [6, 28, 28], (6, 14, 14), 5, 1176, 5880, 12, 4704),
+    ({"type": "conv2d", "out_channels": 3, "kernel_size": 5, "connection_table": [[0], [0, 1], [0, 1, 2]]},
+     [3, 14, 14], (3, 10, 10), None, 300, 100 * (6 * 25 + 3), 6 * 25 + 3, 100 * 6 * 25),
+    ({"type": "rbf", "out_features": 10}, [84], (10,), 84, 10, 840, 0, 840),
     # shape and normalisation
     ({"type": "flatten"}, [16, 4, 4], (256,), None, None, None, 0, 0),
     ({"type": "batchnorm2d"}, [64, 8, 8], (64, 8, 8), None, None, None, 128, 0),

@@ -69,6 +69,85 @@ class Sequence(nn.Module):
         return self.layers(x)
 
 
+class TableConv2d(nn.Module):
+    """A convolution with a connection table: output map j convolves only the input maps
+    ``table[j]`` (LeNet-5's C3). One small convolution per output map, so both the
+    parameter count and the flop count are exactly those of the table."""
+
+    def __init__(self, table, kernel_size, stride, padding, dilation, bias: bool):
+        super().__init__()
+        self.table = [list(maps) for maps in table]
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        for j, maps in enumerate(self.table):
+            self.register_parameter(
+                f"weight_{j}", nn.Parameter(torch.empty(1, len(maps), *kernel_size))
+            )
+        self.bias = nn.Parameter(torch.empty(len(self.table))) if bias else None
+        self.reset_parameters()
+
+    def weights(self):
+        return [getattr(self, f"weight_{j}") for j in range(len(self.table))]
+
+    def reset_parameters(self) -> None:  # as nn.Conv2d, per output map
+        for weight in self.weights():
+            nn.init.kaiming_uniform_(weight, a=5**0.5)
+        if self.bias is not None:
+            nn.init.uniform_(
+                self.bias,
+                -1 / (self.weights()[0][0].numel() ** 0.5),
+                1 / (self.weights()[0][0].numel() ** 0.5),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for j, (maps, weight) in enumerate(zip(self.table, self.weights())):
+            bias = self.bias[j : j + 1] if self.bias is not None else None
+            outs.append(
+                torch.nn.functional.conv2d(
+                    x[:, maps], weight, bias, self.stride, self.padding, self.dilation
+                )
+            )
+        return torch.cat(outs, dim=1)
+
+
+class Subsample(nn.Module):
+    """LeNet-5's subsampling: window sum × a trainable coefficient + a trainable bias per map,
+    computed as a depthwise convolution with the coefficient tied across the window."""
+
+    def __init__(self, maps: int, kernel_size, stride):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+        self.weight = nn.Parameter(torch.empty(maps))  # the coefficient
+        self.bias = nn.Parameter(torch.empty(maps))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.uniform_(self.weight, -1.0, 1.0)  # Var 1/3 = 1/(3·fan_in) with one coefficient
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = self.weight.shape[0]
+        kernel = self.weight.view(maps, 1, 1, 1).expand(maps, 1, *self.kernel_size)
+        return torch.nn.functional.conv2d(x, kernel, self.bias, self.stride, groups=maps)
+
+
+class RBF(nn.Module):
+    """Euclidean RBF units, y_i = Σ_j (x_j − w_ij)², with fixed centres (a buffer, not trained);
+    written as ‖x‖² − 2·x·w + ‖w‖² so the flop counter sees its multiply-accumulates."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        # LeNet-5 used stylised ±1 bitmaps of the characters; random ±1 codes here.
+        self.register_buffer(
+            "centres",
+            torch.randint(0, 2, (out_features, in_features), generator=generator) * 2.0 - 1,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * x).sum(1, keepdim=True) - 2 * x @ self.centres.T + (self.centres**2).sum(1)
+
+
 class SpecModel(nn.Module):
     """The whole network; ``by_path`` maps archcalc row paths to leaf modules."""
 
@@ -160,6 +239,13 @@ def leaf_module(row: Row) -> nn.Module:
                    stride=_ints(h["stride"]), padding=_ints(h["padding"]),
                    output_padding=_ints(h["output_padding"]), groups=int(h["groups"]),
                    bias=h["bias"], dilation=_ints(h["dilation"]))  # fmt: skip
+    if kind.startswith("conv") and h.get("table"):
+        return TableConv2d(h["table"], _ints(h["kernel_size"]), _ints(h["stride"]), _ints(h["padding"]),
+                           _ints(h["dilation"]), h["bias"])  # fmt: skip
+    if kind == "subsample":
+        return Subsample(int(row.input[0]), _ints(h["kernel_size"]), _ints(h["stride"]))
+    if kind == "rbf":
+        return RBF(int(row.input[0]), int(h["out_features"]))
     if kind.startswith("conv"):
         cls = getattr(nn, f"Conv{dims}d")
         padding = "same" if h.get("same") else _ints(h["padding"])

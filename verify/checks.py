@@ -108,6 +108,12 @@ def torchinfo_mult_adds(row: Row) -> int:
     connections (weights per output position vary). Other layers with parameters
     (batch/layer norm): their parameter count. Parameter-free layers: 0.
     """
+    if row.hyper.get("table"):
+        # torchinfo's Conv rule applies to parameters named exactly "weight"/"bias"; the per-map
+        # weights of a table convolution ("weight_0", ...) fall under its RNN rule instead
+        # (parameters × output channels at batch 1).
+        bias = len(row.hyper["table"]) if row.hyper["bias"] else 0
+        return int(bias * product(row.output[1:]) + (row.params - bias) * row.output[0])
     if row.type.startswith("conv"):
         return int(row.params * product(row.output[1:]))
     return int(row.params)
@@ -133,6 +139,14 @@ def torchinfo_checks(analysis: Analysis, model: nn.Module, device: torch.device)
         if row.type.startswith("conv_transpose"):
             differ.add("conv_transpose (params × output positions, not connections)")
             detail = f"torchinfo's convention; archcalc's connections: {row.connections:,}"
+        elif row.hyper.get("table"):
+            differ.add("table convolution (per-map weights fall under torchinfo's RNN rule)")
+            detail = f"torchinfo's convention; archcalc's connections: {row.connections:,}"
+        elif row.type in ("subsample", "rbf"):
+            differ.add(f"{row.type} (counts its {row.params} trainable parameters)")
+            detail = (
+                f"torchinfo counts parameters only; archcalc's connections: {row.connections:,}"
+            )
         elif row.fan_in is not None:
             detail = "equals archcalc's connections"
             expected = row.connections

@@ -51,14 +51,17 @@ def apply_scheme(
             uniform = (scheme == "xavier") or (
                 scheme == "recommended" and recs[path].scheme == "xavier"
             )
+            weights = [p for name, p in module.named_parameters() if name.startswith("weight")]
             if scheme == "torch_default":
                 module.reset_parameters()  # kaiming_uniform_(a=sqrt(5)) from PyTorch itself
             elif uniform:
                 bound = math.sqrt(3 * variance)
-                module.weight.uniform_(-bound, bound)
+                for weight in weights:
+                    weight.uniform_(-bound, bound)
             else:
-                module.weight.normal_(0.0, math.sqrt(variance))
-            if module.bias is not None:
+                for weight in weights:
+                    weight.normal_(0.0, math.sqrt(variance))
+            if getattr(module, "bias", None) is not None:
                 module.bias.zero_()
         for module in model.modules():
             if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm)):
