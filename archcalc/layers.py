@@ -438,19 +438,8 @@ class SubsampleRule(Rule):
         return f.subsample_parameters(inp[0])
 
 
-class RBFRule(Rule):
-    """Euclidean RBF units with fixed centres: every unit sees every input; nothing trains."""
-
-    rank = 1
-
-    def output_shape(self, h, inp, note):
-        return (h["out_features"],)
-
-    def fan_in(self, h, inp):
-        return inp[0]
-
-    def fan_out(self, h, inp):
-        return h["out_features"]
+class RBFRule(LinearRule):
+    """Euclidean RBF units with fixed centres: wired like a linear layer, but nothing trains."""
 
     def per_neuron(self, h, fan_in):
         return fan_in  # one fixed centre coordinate per input, no bias
