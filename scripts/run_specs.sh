@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh verify,plot
 archcalc=.venv/bin/archcalc
-$archcalc check specs/*.yaml
+$archcalc check specs/*.yaml specs/zoo/*.yaml
 for spec in specs/lenet5.yaml specs/alexnet.yaml specs/atari_dqn.yaml; do
     echo
     $archcalc analyze "$spec"
