@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Callable
 
 from archcalc.gaussian import cdf, density, expect
@@ -49,6 +49,7 @@ def _sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
 
 
+@cache
 def get(name: str, negative_slope: float | None = None, alpha: float | None = None) -> Activation:
     """The :class:`Activation` for a spec's activation type (``None`` = identity)."""
     a = 0.01 if negative_slope is None else negative_slope

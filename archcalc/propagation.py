@@ -41,7 +41,6 @@ from archcalc.expr import product
 from archcalc.init import (
     ACTIVATIONS,
     Recommendation,
-    activation_after,
     fans,
     is_weighted,
     scheme_variance,
@@ -193,7 +192,6 @@ def propagate(spec: Any, scheme: str = "recommended", **values: int) -> Propagat
             "variance propagation needs numbers; give every symbol a value (--set NAME=VALUE)"
         )
     recs = recommend_all(analysis)
-    followers = activation_after(analysis)
     index = {id(r): i for i, r in enumerate(analysis.rows)}
     variances: dict[int, float] = {}
     for rec in recs:
@@ -212,11 +210,9 @@ def propagate(spec: Any, scheme: str = "recommended", **values: int) -> Propagat
     layers = []
     for depth, rec in enumerate(recs, start=1):
         i = index[id(rec.row)]
-        act_row = followers.get(i)
-        g0 = activations.get(act_row.type).g0 if act_row is not None else 1.0
         layers.append(LayerPrediction(
             depth, rec, variances[i], exact.pre[i], exact.grad[i], linear.pre[i], linear.grad[i],
-            float(rec.fans.forward) * variances[i] * g0,
+            float(rec.fans.forward) * variances[i] * rec.g0,
             float(product(rec.row.input)) * exact.grad[i] / out_elements,
         ))  # fmt: skip
     warnings = exact.notes
