@@ -164,3 +164,35 @@ def subsample_parameters(maps: Value) -> Value:
     12
     """
     return 2 * maps
+
+
+def taps_in_bounds(positions: int, k: int, s: int, p: int, d: int, extent: int) -> int:
+    """Window taps that land on real input: ``#{(o, t) : 0 <= o·s + t·d - p < extent}``.
+
+    ``o`` runs over the ``positions`` windows along one dimension, ``t`` over the
+    ``k`` taps of each. Without padding it is ``positions·k``; zero padding makes
+    border windows shorter. Variance propagation divides it by the output count
+    (average taps per output) or by the input count (average windows per input),
+    so that borders are counted exactly rather than as full windows.
+
+    >>> taps_in_bounds(7, 3, 1, 1, 1, 7)    # 3x3 conv, padding 1, on a 7-wide map
+    19
+    >>> taps_in_bounds(55, 11, 4, 0, 1, 227)  # AlexNet conv1: no padding, every tap counts
+    605
+    """
+    return sum(windows_per_tap(positions, k, s, p, d, extent))
+
+
+def windows_per_tap(positions: int, k: int, s: int, p: int, d: int, extent: int) -> list[int]:
+    """For each tap t, the windows o in which it lands on input: ``0 <= o·s + t·d - p < extent``.
+
+    >>> windows_per_tap(7, 3, 1, 1, 1, 7)   # the outer taps fall off one border each
+    [6, 7, 6]
+    """
+    counts = []
+    for t in range(k):
+        offset = t * d - p  # input index of tap t in window o: o·s + offset
+        first = -(offset // s) if offset < 0 else 0  # ceil(-offset/s): first window inside
+        last = min(positions - 1, (extent - 1 - offset) // s)
+        counts.append(max(0, last - first + 1))
+    return counts

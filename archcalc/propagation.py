@@ -31,10 +31,10 @@ in training mode; border effects of padding ignored; softmax not modelled.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from archcalc import activations
+from archcalc import activations, meanfield
 from archcalc.analysis import Analysis, Item, Row, analyze
 from archcalc.errors import ArchcalcError
 from archcalc.expr import product
@@ -46,24 +46,9 @@ from archcalc.init import (
     scheme_variance,
 )
 from archcalc.init import recommend as recommend_all
+from archcalc.meanfield import Moments
 
 HEALTHY = (1e-2, 1e2)
-#: Gradient growth per batch-normalised ReLU layer at initialisation, in the large-batch
-#: limit (Yang et al. 2019, "A Mean Field Theory of Batch Normalization"): BN's Jacobian
-#: couples the batch, and no choice of Var[w] removes it.
-BN_RELU_GRADIENT_RATE = math.pi / (math.pi - 1)
-
-
-@dataclass(frozen=True)
-class Moments:
-    """Mean and second moment E[x²] of the elements of a tensor."""
-
-    mean: float
-    m2: float
-
-    @property
-    def var(self) -> float:
-        return max(self.m2 - self.mean * self.mean, 0.0)
 
 
 @dataclass(frozen=True)
@@ -202,8 +187,8 @@ def propagate(spec: Any, scheme: str = "recommended", **values: int) -> Propagat
             var = scheme_variance(scheme, rec.fans, act)
         variances[index[id(rec.row)]] = float(var)
     exact, linear = _Walker(analysis, variances, False), _Walker(analysis, variances, True)
-    out = exact.forward(analysis.tree, Moments(0.0, 1.0))
-    out_linear = linear.forward(analysis.tree, Moments(0.0, 1.0))
+    out = exact.forward(analysis.tree, Moments.iid(0.0, 1.0))
+    out_linear = linear.forward(analysis.tree, Moments.iid(0.0, 1.0))
     grad = exact.backward(analysis.tree, 1.0)
     linear.backward(analysis.tree, 1.0)
     out_elements = float(product(analysis.output))
@@ -230,6 +215,7 @@ class _Walker:
         self.grad: dict[int, float] = {}  # weighted row -> gradient variance at its input
         self.inputs: dict[int, Moments] = {}
         self.slopes: dict[int, float] = {}
+        self.routing: dict[int, float] = {}  # max pool row -> its backward factor
         self.assumed: dict[str, list[str]] = {}  # assumption -> paths it was used at
 
     def assume(self, what: str, row: Row) -> None:
@@ -253,16 +239,21 @@ class _Walker:
             if item.type == "residual":
                 body, shortcut = item.children
                 a, b = self.forward(body, state), self.forward(shortcut, state)
+                # independent branches add; their channel constants share only the means
                 mean = a.mean + b.mean
-                state = Moments(mean, a.var + b.var + mean * mean)  # independent branches add
+                common = a.common + b.common + 2 * a.mean * b.mean
+                state = Moments(mean, a.var + b.var + mean * mean, common)
                 state = self._activation_tail(item, state)
             elif item.type == "concat":
                 channels = [self._channels(branch, item, state) for branch in item.children]
                 outs = [self.forward(branch, state) for branch in item.children]
                 total = sum(channels)
+                sources = {o.source for o in outs}
                 state = Moments(
                     sum(c * o.mean for c, o in zip(channels, outs)) / total,
                     sum(c * o.m2 for c, o in zip(channels, outs)) / total,
+                    sum(c * o.common for c, o in zip(channels, outs)) / total,
+                    sources.pop() if len(sources) == 1 else None,  # φ(z) if every branch is
                 )
             elif item.children:
                 state = self.forward(item.children[0], state)
@@ -292,49 +283,75 @@ class _Walker:
             n = float(row.input[0])
             mean = n * (state.m2 + 1)
             spread = n * max(3 * state.var**2 + 6 * state.var + 1 - (state.m2 + 1) ** 2, 0.0)
-            return Moments(mean, mean * mean + spread)
+            return Moments.iid(mean, mean * mean + spread)
         if is_weighted(row):
-            q = float(fans(row).forward) * self.variances[i] * state.m2
-            self.pre[i] = q
-            return Moments(0.0, q)
+            factor = float(fans(row).forward) * self.variances[i]
+            if kind == "subsample":  # one coefficient times a window sum: c adds up coherently
+                window = float(fans(row).forward)
+                out = Moments(0.0, factor * (state.m2 + (window - 1) * state.common),
+                              factor * window * state.common)  # fmt: skip
+            elif self.linear:
+                out = Moments.iid(0.0, factor * state.m2)
+            else:
+                border, _, common = meanfield.border_factors(row)
+                out = state.weighted(factor * border, factor * common)
+                if out.m2 and row.hyper.get("padding") and any(row.hyper["padding"]):
+                    self.assume(
+                        "zero padding counted exactly: border outputs see fewer inputs", row
+                    )
+            self.pre[i] = out.m2
+            return out
         if kind in ACTIVATIONS:
             if kind == "softmax":
                 self.assume("softmax is not modelled; moments pass through", row)
             if self.linear:
                 act = activations.get(kind, h.get("negative_slope"), h.get("alpha"))
                 self.slopes[i] = act.g1
-                return Moments(0.0, act.g0 * state.m2)
-            mean, m2, slope = activations.moments(
-                kind, state.mean, state.var, h.get("negative_slope"), h.get("alpha")
-            )
-            self.slopes[i] = slope
-            return Moments(mean, m2)
-        if kind.startswith("batchnorm") or kind == "layernorm":
-            self.assume("normalisation in training mode, gamma = 1, beta = 0: output variance 1, "
+                return Moments.iid(0.0, act.g0 * state.m2)
+            out, self.slopes[i] = meanfield.activation(kind, h, state)
+            return out
+        if kind.startswith("batchnorm"):
+            self.assume("batch norm in training mode, gamma = 1, beta = 0: output variance 1, "
+                        "channel constants removed, gradients divided by the variance within "
+                        "each channel", row)  # fmt: skip
+            return Moments.iid(0.0, 1.0)
+        if kind == "layernorm":
+            self.assume("layer norm in training mode, gamma = 1, beta = 0: output variance 1, "
                         "gradients divided by the input variance", row)  # fmt: skip
-            return Moments(0.0, 1.0)
+            var = state.var
+            return Moments(0.0, 1.0, state.channel_spread / var if var > 0 else 0.0)
         if kind in ("dropout", "dropout2d"):
             self.assume("dropout in training mode: E[x²] and gradient variance times 1/(1-p)", row)
-            return Moments(state.mean, state.m2 / (1 - h["p"]))
+            return Moments(state.mean, state.m2 / (1 - h["p"]), state.common)
         if kind == "local_response_norm":
             self.assume("local response norm as a rescaling by k^-beta (alpha·Σx² ≪ k)", row)
             scale = h["k"] ** -h["beta"]
-            return Moments(state.mean * scale, state.m2 * scale * scale)
+            source = state.source
+            if source is not None:
+                source = replace(source, scale=source.scale * scale)
+            return Moments(state.mean * scale, state.m2 * scale * scale,
+                           state.common * scale * scale, source)  # fmt: skip
         if "avgpool" in kind:
             window, _ = _window(row)
-            self.assume(
-                "average pooling of independent inputs: variance divided by the window", row
-            )
-            return Moments(state.mean, state.var / window + state.mean**2)
+            self.assume("average pooling: the channel constant kept, the rest of independent "
+                        "elements divided by the window", row)  # fmt: skip
+            return Moments(state.mean, state.common + state.spread / window, state.common)
         if "maxpool" in kind:
-            window, _ = _window(row)
-            self.assume("max pooling as the maximum of independent Gaussians with the input's mean "
-                        "and variance (order statistics); gradients divided by the stride", row)  # fmt: skip
-            e1, e2 = _max_moments(window)
-            sigma = math.sqrt(state.var)
-            mean = state.mean + sigma * e1
-            return Moments(mean, state.mean**2 + 2 * state.mean * sigma * e1 + state.var * e2)
-        return state  # flatten, identity, dropout at p=0, ...
+            if self.linear:
+                window, stride = _window(row)
+                e1, e2 = _max_moments(window)
+                sigma = math.sqrt(state.var)
+                mean = state.mean + sigma * e1
+                self.routing[i] = 1 / stride
+                return Moments.iid(
+                    mean, state.mean**2 + 2 * state.mean * sigma * e1 + state.var * e2
+                )
+            self.assume("max pooling of independent elements within a window, shifted by the "
+                        "channel constant; an increasing activation before it taken exactly, "
+                        "its gradient meeting φ' at each window's maximum", row)  # fmt: skip
+            out, self.routing[i] = meanfield.max_pool(row, state)
+            return out
+        return state  # flatten, identity, ...
 
     # -- backward
 
@@ -381,23 +398,18 @@ class _Walker:
                 return 4 * m * joint * g
             return 4 * m * (self.inputs[i].m2 + 1) * g
         if is_weighted(row):
-            g = float(fans(row).backward) * self.variances[i] * g
+            border = 1.0 if self.linear else meanfield.border_factors(row)[1]
+            g = float(fans(row).backward) * self.variances[i] * border * g
             self.grad[i] = g
             return g
         if kind in ACTIVATIONS:
             return g * self.slopes[i]
-        if kind.startswith("batchnorm") or kind == "layernorm":
+        if kind.startswith("batchnorm"):
+            var = self.inputs[i].var if self.linear else self.inputs[i].spread
+            return g / var if var > 0 else g
+        if kind == "layernorm":
             var = self.inputs[i].var
-            g = g / var if var > 0 else g
-            following = self.rows[i + 1].type if i + 1 < len(self.rows) else None
-            if kind.startswith("batchnorm") and following == "relu":
-                self.assume("batch norm followed by ReLU: gradients grow by pi/(pi-1) per layer "
-                            "(Yang et al. 2019, large-batch limit)", row)  # fmt: skip
-                g *= BN_RELU_GRADIENT_RATE
-            elif kind.startswith("batchnorm") and following in ACTIVATIONS - {"identity"}:
-                self.assume(f"batch norm followed by {following}: the batch coupling of BN's "
-                            "gradient (which makes it grow with depth) is not modelled", row)  # fmt: skip
-            return g
+            return g / var if var > 0 else g
         if kind in ("dropout", "dropout2d"):
             return g / (1 - h["p"])
         if kind == "local_response_norm":
@@ -408,8 +420,7 @@ class _Walker:
                 window * stride
             )  # each input sits in window/stride windows, weight 1/window
         if "maxpool" in kind:
-            _, stride = _window(row)
-            return g / stride  # each window routes its gradient to one of its inputs
+            return g * self.routing[i]  # each window routes its gradient to its maximum
         return g
 
 

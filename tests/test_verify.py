@@ -60,20 +60,8 @@ INIT_SPECS = [
     ("lenet5_32.yaml", ["recommended", "torch_default"], 4),
     ("atari_dqn.yaml", ["recommended", "lecun"], 4),
     ("alexnet_conv1_224.yaml", ["recommended", "kaiming"], 3),
-    pytest.param(
-        "zoo/lenet5_1998.yaml", ["recommended"], 4,
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "known limit: the RBF output's gradient 2(x - w) is aligned with the forward signal, "
-            "which mean-field independence ignores; the first layers' gradients are over-predicted "
-            "~30-60x (the layer right before the RBF is modelled jointly and passes)")),
-    ),
-    pytest.param(
-        "alexnet.yaml", ["recommended"], 2,
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "known limit of archcalc init: max pooling is modelled with independent inputs, but "
-            "neighbouring conv outputs are correlated; after three overlapping max pools the fc "
-            "layers' variance is over-predicted about threefold")),
-    ),
+    ("zoo/lenet5_1998.yaml", ["recommended"], 4),
+    ("alexnet.yaml", ["recommended"], 2),
 ]  # fmt: skip
 
 

@@ -1,0 +1,256 @@
+"""Mean-field maps of single layers: the statistics that variance propagation carries.
+
+A tensor is summarised by :class:`Moments`: its mean, its second moment
+``E[x²]``, and ``common``, the second moment of the part that is the same for
+every sample and every position of a channel (for a linear layer's units: the
+same for every sample). Zero-mean weights turn inputs with non-zero channel
+means (every ReLU output has one) into pre-activations ``z = c + e``: ``c`` a
+random constant per output channel with ``E[c²] = n·Var[w]·common``, ``e`` the
+rest. Element-wise activations see only the marginal of ``z``, but three
+layers see the split:
+
+- batch norm removes ``c``, so its gradient is divided by ``E[e²]`` alone. For
+  batch-normalised ReLU networks ``E[c²] = E[z²]/π`` and the gradient grows by
+  ``1/(1 - 1/π) = π/(π-1)`` per layer: Yang et al. 2019's batch-norm gradient
+  explosion, derived here rather than assumed;
+- max pooling takes the maximum of ``e`` over a window, shifted by ``c``;
+- average pooling averages ``e`` and keeps ``c``.
+
+Max pooling right after an increasing activation is taken exactly: the tensor
+remembers its :class:`Source` ``φ(z)``, and ``max φ(z_i) = φ(c + max e_i)``
+with the maximum's order-statistics density. The gradient a window routes
+back meets ``φ'`` at the window's maximum, not at a random element, which for
+ReLU means it is almost never stopped (``P(max > 0)`` instead of ``1/2``).
+
+>>> x = Moments.iid(0.0, 1.0)                 # unit Gaussian input
+>>> relu = activation("relu", {}, x)[0]
+>>> round(relu.m2, 12), round(relu.common * 2 * math.pi, 12)   # E[x²] = 1/2, c² = mean² = 1/(2π)
+(0.5, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, replace
+from functools import cache
+from typing import Any
+
+from archcalc import activations
+from archcalc.expr import product
+from archcalc.formulas import taps_in_bounds, windows_per_tap
+from archcalc.gaussian import cdf, density, expect, hermite_rule, legendre_rule
+
+#: Increasing activations: max pooling commutes with them.
+INCREASING = frozenset({"relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid", "identity"})
+_TINY = 1e-12
+_OUTER_NODES = 32  # Hermite nodes over the channel constant c (smooth integrands)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A tensor that is ``scale·φ(z)`` element-wise, z Gaussian with the given moments."""
+
+    activation: str
+    negative_slope: float | None
+    alpha: float | None
+    z: Moments
+    scale: float
+    #: ``E[φ'²]`` that the gradient meets at the activation along this path: the plain
+    #: slope, or after max pooling the slope at each window's maximum.
+    slope: float
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Mean, second moment and channel-constant second moment of a tensor's elements."""
+
+    mean: float
+    m2: float
+    common: float  # E[c²], c the per-channel constant; mean² <= common <= m2
+    source: Source | None = None
+
+    @classmethod
+    def iid(cls, mean: float, m2: float) -> Moments:
+        """Elements with no channel constant beyond the global mean."""
+        return cls(mean, m2, mean * mean)
+
+    @property
+    def var(self) -> float:
+        """Variance over everything (samples, positions and channels)."""
+        return max(self.m2 - self.mean * self.mean, 0.0)
+
+    @property
+    def spread(self) -> float:
+        """Variance within a channel: what batch norm divides by, ``E[e²]``."""
+        return max(self.m2 - self.common, 0.0)
+
+    @property
+    def channel_spread(self) -> float:
+        """Variance of the channel constants across channels, ``Var[c]``."""
+        return max(self.common - self.mean * self.mean, 0.0)
+
+    def weighted(self, factor: float, common_factor: float) -> Moments:
+        """After zero-mean weights: ``E[z²] = factor·E[x²]``, ``E[c²] = common_factor·E[c_x²]``."""
+        return Moments(0.0, factor * self.m2, min(common_factor * self.common, factor * self.m2))
+
+
+def border_factors(row: Any) -> tuple[float, float, float]:
+    """Corrections of a convolution's fans for zero padding: forward, backward, common.
+
+    Forward: taps inside the input per output, over the full window
+    (``Π_d Σ_t n_t / (n_out·k)``, ``n_t`` the windows in which tap t lands on input,
+    :func:`windows_per_tap`). Backward: windows covering each input, over the
+    ``k/s`` of an unpadded map (``Π_d Σ_t n_t / (n_in·k/s)``). Common: a channel
+    constant meets tap t's weight in ``n_t`` of the ``n_out`` positions, so the part
+    that stays constant over positions is ``Π_d Σ_t (n_t/n_out)² / k``; what padding
+    makes vary from border to centre joins the within-channel spread.
+    All three are 1 for a convolution without padding whose windows tile the input.
+    """
+    h = row.hyper
+    if not row.type.startswith("conv") or "kernel_size" not in h:
+        return 1.0, 1.0, 1.0
+    transposed = row.type.startswith("conv_transpose")
+    forward = backward = common = 1.0
+    dims = zip(row.input[1:], row.output[1:], h["kernel_size"], h["stride"], h["padding"],
+               h["dilation"])  # fmt: skip
+    for i, o, k, s, p, d in dims:
+        if transposed:  # input position i, tap t feeds output i·s + t·d - p
+            counts = windows_per_tap(i, k, s, p, d, o)
+            forward *= sum(counts) / (o * k / s)
+            backward *= sum(counts) / (i * k)
+            common *= sum(counts) / (o * k / s)
+        else:
+            counts = windows_per_tap(o, k, s, p, d, i)
+            forward *= sum(counts) / (o * k)
+            backward *= sum(counts) / (i * k / s)
+            common *= sum((n / o) ** 2 for n in counts) / k
+    return forward, backward, common
+
+
+def activation(kind: str, h: dict[str, Any], state: Moments) -> tuple[Moments, float]:
+    """``φ(z)`` for ``z = c + e``: the new moments and ``E[φ'(z)²]``."""
+    ns, alpha = h.get("negative_slope"), h.get("alpha")
+    if kind == "softmax":
+        return replace(state, source=None), 1.0
+    mean, m2, slope = activations.moments(kind, state.mean, state.var, ns, alpha)
+    common = _common_after(kind, ns, alpha, state, mean, m2)
+    increasing = kind in INCREASING and (kind != "leaky_relu" or (ns is None or ns >= 0))
+    source = Source(kind, ns, alpha, state, 1.0, slope) if increasing else None
+    return Moments(mean, m2, min(max(common, mean * mean), m2), source), slope
+
+
+def _common_after(kind: str, ns: float | None, alpha: float | None, z: Moments,
+                  mean: float, m2: float) -> float:  # fmt: skip
+    """``E_c[(E_e φ(c + e))²]``: the channel-constant part after the activation."""
+    sc2, se2 = z.channel_spread, z.spread
+    if sc2 <= _TINY * max(z.m2, _TINY):
+        return mean * mean  # every channel has the same constant: the global mean
+    if se2 <= _TINY * z.m2:
+        return m2  # nothing varies within a channel
+    if kind in ("relu", "leaky_relu", "identity"):
+
+        def inner(c: float) -> float:  # closed form of E_e φ(c + e)
+            return activations.moments(kind, c, se2, ns, alpha)[0] ** 2
+
+        return expect(inner, z.mean, math.sqrt(sc2), kink=0.0)
+    # E[φ(u)φ(v)] with u, v sharing c: a two-dimensional Gauss-Hermite product rule.
+    act = activations.get(kind, ns, alpha)
+    s = math.sqrt(z.var)
+    rho = sc2 / z.var
+    other = math.sqrt(max(1 - rho * rho, 0.0))
+    nodes, weights = hermite_rule(_OUTER_NODES)
+    total = 0.0
+    for x, wx in zip(nodes, weights):
+        u = act.phi(z.mean + s * x)
+        total += (
+            wx
+            * u
+            * sum(wy * act.phi(z.mean + s * (rho * x + other * y)) for y, wy in zip(nodes, weights))
+        )
+    return total
+
+
+def pool_window_sizes(row: Any) -> Counter[int]:
+    """How many output elements of a pooling layer have windows of each size.
+
+    Padding and ceil_mode shorten border windows (max pooling pads with -inf);
+    adaptive pooling uses PyTorch's windows ``[floor(o·n/out), ceil((o+1)·n/out))``.
+    """
+    h = row.hyper
+    sizes: Counter[int] = Counter({1: 1})
+    for d, (n_in, n_out) in enumerate(zip(row.input[1:], row.output[1:])):
+        if row.type.startswith("adaptive"):
+            counts = Counter(-((-(o + 1) * n_in) // n_out) - (o * n_in) // n_out
+                             for o in range(n_out))  # fmt: skip
+        else:
+            k, s, p, dil = h["kernel_size"][d], h["stride"][d], h["padding"][d], h["dilation"][d]
+            counts = Counter(taps_in_bounds(1, k, 1, p - o * s, dil, n_in) for o in range(n_out))
+        merged: Counter[int] = Counter()
+        for a, na in sizes.items():
+            for b, nb in counts.items():
+                merged[a * b] += na * nb
+        sizes = merged
+    return sizes
+
+
+@cache
+def _max_nodes(window: int) -> tuple[tuple[float, float], ...]:
+    """Nodes and weights for ``E[f(M)]``, M the maximum of ``window`` standard normals."""
+    if window == 1:
+        return tuple(zip(*hermite_rule(_OUTER_NODES)))
+    xs, ws = legendre_rule(8)
+    out = []
+    for a in [x / 2 for x in range(-16, 16)]:  # panels of width 1/2 over [-8, 8]
+        for x, w in zip(xs, ws):
+            m = a + 0.25 + 0.25 * x
+            weight = 0.25 * w * window * density(m) * cdf(m) ** (window - 1)
+            if weight > 1e-15:
+                out.append((m, weight))
+    return tuple(out)
+
+
+def max_pool(row: Any, state: Moments) -> tuple[Moments, float]:
+    """Max pooling: the new moments and the backward factor (routing and ``φ'`` at the maxima).
+
+    With a known increasing source ``φ(z)``, ``z = c + e``: ``E[φ(c + σ_e M)^k]`` over
+    the channel constant and the window maximum M of standard normals, exactly.
+    Otherwise the input itself is taken as Gaussian with its moments.
+    """
+    src = state.source
+    if src is None:
+        src = Source("identity", None, None, state, 1.0, 1.0)
+    act = activations.get(src.activation, src.negative_slope, src.alpha)
+    z = src.z
+    sizes = pool_window_sizes(row)
+    total = sum(sizes.values())
+    se = math.sqrt(z.spread)
+    sc = math.sqrt(z.channel_spread)
+    outer = [(z.mean, 1.0)] if sc == 0 else [
+        (z.mean + sc * x, w) for x, w in zip(*hermite_rule(_OUTER_NODES))
+    ]  # fmt: skip
+    mean = m2 = common = slope = 0.0
+    for c, wc in outer:
+        channel_mean = 0.0
+        for window, count in sizes.items():
+            share = wc * count / total
+            for m, wm in _max_nodes(window):
+                v = c + se * m
+                y, dy = act.phi(v), act.dphi(v)
+                channel_mean += count / total * wm * y
+                m2 += share * wm * y * y
+                slope += share * wm * dy * dy
+        mean += wc * channel_mean
+        common += wc * channel_mean * channel_mean
+    # The maxima as a Gaussian (Clark 1961) for a second max pool further on.
+    mu_m = sum(count / total * sum(w * m for m, w in _max_nodes(n)) for n, count in sizes.items())
+    m2_m = sum(count / total * sum(w * m * m for m, w in _max_nodes(n))
+               for n, count in sizes.items())  # fmt: skip
+    shifted = z.mean + se * mu_m
+    z_max = Moments(shifted, sc * sc + shifted * shifted + se * se * max(m2_m - mu_m**2, 0.0),
+                    sc * sc + shifted * shifted)  # fmt: skip
+    k = src.scale
+    out = Moments(k * mean, k * k * m2, min(k * k * common, k * k * m2),
+                  replace(src, z=z_max, slope=slope))  # fmt: skip
+    ratio = float(product(row.output[1:])) / float(product(row.input[1:]))
+    return out, ratio * slope / src.slope if src.slope > 0 else ratio
