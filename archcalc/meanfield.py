@@ -45,6 +45,8 @@ from archcalc.gaussian import cdf, density, expect, hermite_rule, legendre_rule
 INCREASING = frozenset({"relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid", "identity"})
 _TINY = 1e-12
 _OUTER_NODES = 32  # Hermite nodes over the channel constant c (smooth integrands)
+_LAW_NODES = 24  # Hermite nodes per mixture component when a law is mapped through φ
+_LAW_ATOMS = 64  # grid atoms a mapped law is stored on
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class Source:
     slope: float
 
 
+#: The law of a tensor's elements as a mixture of Gaussians: (weight, mean, variance).
+Law = tuple[tuple[float, float, float], ...]
+
+
 @dataclass(frozen=True)
 class Moments:
     """Mean, second moment and channel-constant second moment of a tensor's elements."""
@@ -69,6 +75,12 @@ class Moments:
     m2: float
     common: float  # E[c²], c the per-channel constant; mean² <= common <= m2
     source: Source | None = None
+    #: The elements' law where it is not Gaussian and matters: a residual stream
+    #: ``x = φ(x_prev + body)`` (None: Gaussian with these moments).
+    law: Law | None = None
+    #: A concatenation's channel groups, (channels, moments) each: batch norm divides
+    #: each channel's gradient by that channel's own spread, not by the average one.
+    groups: tuple[tuple[float, Moments], ...] | None = None
 
     @classmethod
     def iid(cls, mean: float, m2: float) -> Moments:
@@ -133,11 +145,52 @@ def activation(kind: str, h: dict[str, Any], state: Moments) -> tuple[Moments, f
     ns, alpha = h.get("negative_slope"), h.get("alpha")
     if kind == "softmax":
         return replace(state, source=None), 1.0
-    mean, m2, slope = activations.moments(kind, state.mean, state.var, ns, alpha)
+    law = state.law or ((1.0, state.mean, state.var),)
+    mean = m2 = slope = 0.0
+    for weight, mu, var in law:  # exact for a mixture: the components' moments, weighted
+        first, second, third = activations.moments(kind, mu, var, ns, alpha)
+        mean, m2, slope = mean + weight * first, m2 + weight * second, slope + weight * third
     common = _common_after(kind, ns, alpha, state, mean, m2)
     increasing = kind in INCREASING and (kind != "leaky_relu" or (ns is None or ns >= 0))
     source = Source(kind, ns, alpha, state, 1.0, slope) if increasing else None
-    return Moments(mean, m2, min(max(common, mean * mean), m2), source), slope
+    image = _image_law(activations.get(kind, ns, alpha), law, mean, m2)
+    return Moments(mean, m2, min(max(common, mean * mean), m2), source, image), slope
+
+
+def add_gaussian(law: Law | None, mean: float, var: float) -> Law | None:
+    """The law of ``x + b`` for b ~ N(mean, var) independent of x (None stays unknown)."""
+    if law is None:
+        return None
+    return tuple((w, mu + mean, v + var) for w, mu, v in law)
+
+
+def _image_law(act: activations.Activation, law: Law, mean: float, m2: float) -> Law:
+    """The law of ``φ(u)``, u a Gaussian mixture, as atoms on a grid of :data:`_LAW_ATOMS`.
+
+    Each component's image is sampled at Hermite nodes, the points are shared
+    between neighbouring grid atoms (keeping mass and mean), and the atoms are
+    then moved affinely to the exact mean and second moment.
+    """
+    nodes, weights = hermite_rule(_LAW_NODES)
+    points = [(w * h, act.phi(mu + math.sqrt(v) * x))
+              for w, mu, v in law for x, h in zip(nodes, weights)]  # fmt: skip
+    lo, hi = min(p for _, p in points), max(p for _, p in points)
+    var = max(m2 - mean * mean, 0.0)
+    if hi - lo <= _TINY * (1 + abs(hi)) or var <= _TINY * max(m2, _TINY):
+        return ((1.0, mean, 0.0),)
+    step = (hi - lo) / (_LAW_ATOMS - 1)
+    mass = [0.0] * _LAW_ATOMS
+    for w, p in points:
+        t = (p - lo) / step
+        j = min(int(t), _LAW_ATOMS - 2)
+        mass[j] += w * (j + 1 - t)
+        mass[j + 1] += w * (t - j)
+    atoms = [(m, lo + j * step) for j, m in enumerate(mass) if m > 1e-15]
+    total = sum(m for m, _ in atoms)
+    mu_a = sum(m * a for m, a in atoms) / total
+    var_a = sum(m * (a - mu_a) ** 2 for m, a in atoms) / total
+    scale = math.sqrt(var / var_a) if var_a > 0 else 1.0
+    return tuple((m / total, mean + (a - mu_a) * scale, 0.0) for m, a in atoms)
 
 
 def _common_after(kind: str, ns: float | None, alpha: float | None, z: Moments,
@@ -254,3 +307,29 @@ def max_pool(row: Any, state: Moments) -> tuple[Moments, float]:
                   replace(src, z=z_max, slope=slope))  # fmt: skip
     ratio = float(product(row.output[1:])) / float(product(row.input[1:]))
     return out, ratio * slope / src.slope if src.slope > 0 else ratio
+
+
+#: A gradient's variance: one number, or one per channel group of the tensor it belongs to.
+Grad = float | tuple[float, ...]
+
+
+def grad_mean(g: Grad, state: Moments | None) -> float:
+    """The channel-weighted mean of a per-group gradient (a number stays as it is)."""
+    if isinstance(g, float | int):
+        return float(g)
+    groups = state.groups if state is not None and state.groups else ()
+    if len(groups) != len(g):
+        return sum(g) / len(g)
+    total = sum(c for c, _ in groups)
+    return sum(c * gi for (c, _), gi in zip(groups, g)) / total
+
+
+def grad_add(a: Grad, b: Grad) -> Grad:
+    """Sum of two gradients' variances of the same tensor (independent contributions)."""
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return tuple(x + y for x, y in zip(a, b))
+    if isinstance(a, tuple):
+        return tuple(x + b for x in a)
+    if isinstance(b, tuple):
+        return tuple(a + y for y in b)
+    return a + b

@@ -46,7 +46,7 @@ from archcalc.init import (
     scheme_variance,
 )
 from archcalc.init import recommend as recommend_all
-from archcalc.meanfield import Moments
+from archcalc.meanfield import Grad, Moments, grad_add, grad_mean
 
 HEALTHY = (1e-2, 1e2)
 
@@ -189,7 +189,7 @@ def propagate(spec: Any, scheme: str = "recommended", **values: int) -> Propagat
     exact, linear = _Walker(analysis, variances, False), _Walker(analysis, variances, True)
     out = exact.forward(analysis.tree, Moments.iid(0.0, 1.0))
     out_linear = linear.forward(analysis.tree, Moments.iid(0.0, 1.0))
-    grad = exact.backward(analysis.tree, 1.0)
+    grad = grad_mean(exact.backward(analysis.tree, 1.0), None)
     linear.backward(analysis.tree, 1.0)
     out_elements = float(product(analysis.output))
     layers = []
@@ -216,6 +216,8 @@ class _Walker:
         self.inputs: dict[int, Moments] = {}
         self.slopes: dict[int, float] = {}
         self.routing: dict[int, float] = {}  # max pool row -> its backward factor
+        self.outputs: dict[int, Moments] = {}
+        self.concat_outs: dict[int, list[Moments]] = {}
         self.assumed: dict[str, list[str]] = {}  # assumption -> paths it was used at
 
     def assume(self, what: str, row: Row) -> None:
@@ -242,18 +244,29 @@ class _Walker:
                 # independent branches add; their channel constants share only the means
                 mean = a.mean + b.mean
                 common = a.common + b.common + 2 * a.mean * b.mean
-                state = Moments(mean, a.var + b.var + mean * mean, common)
+                law = None  # a non-Gaussian stream plus a Gaussian branch stays known exactly
+                if (a.law is None) != (b.law is None):
+                    known, other = (a, b) if a.law is not None else (b, a)
+                    law = meanfield.add_gaussian(known.law, other.mean, other.var)
+                state = Moments(mean, a.var + b.var + mean * mean, common, law=law)
                 state = self._activation_tail(item, state)
             elif item.type == "concat":
                 channels = [self._channels(branch, item, state) for branch in item.children]
                 outs = [self.forward(branch, state) for branch in item.children]
                 total = sum(channels)
                 sources = {o.source for o in outs}
+                groups = tuple(
+                    group
+                    for c, o in zip(channels, outs)
+                    for group in (o.groups or ((float(c), replace(o, groups=None)),))
+                )
+                self.concat_outs[id(item)] = outs
                 state = Moments(
                     sum(c * o.mean for c, o in zip(channels, outs)) / total,
                     sum(c * o.m2 for c, o in zip(channels, outs)) / total,
                     sum(c * o.common for c, o in zip(channels, outs)) / total,
                     sources.pop() if len(sources) == 1 else None,  # φ(z) if every branch is
+                    groups=groups,
                 )
             elif item.children:
                 state = self.forward(item.children[0], state)
@@ -274,8 +287,12 @@ class _Walker:
         return state
 
     def forward_row(self, i: int, state: Moments) -> Moments:
-        row, kind, h = self.rows[i], self.rows[i].type, self.rows[i].hyper
         self.inputs[i] = state
+        self.outputs[i] = out = self._forward_row(i, state)
+        return out
+
+    def _forward_row(self, i: int, state: Moments) -> Moments:
+        row, kind, h = self.rows[i], self.rows[i].type, self.rows[i].hyper
         if row.type == "rbf":
             # y_i = Σ_j (x_j − w_ij)² with centres ±1 (LeNet-5's bitmaps) and Gaussian inputs:
             # E[(x−w)²] = m2 + 1, E[(x−w)⁴] = 3var² + 6var + 1 (+ mean terms, neglected).
@@ -355,7 +372,7 @@ class _Walker:
 
     # -- backward
 
-    def backward(self, items: list[Item], g: float) -> float:
+    def backward(self, items: list[Item], g: Grad) -> Grad:
         for item in reversed(items):
             rows = range(item.first_row, item.end_row)
             if item.type == "residual":
@@ -366,9 +383,20 @@ class _Walker:
                     and self.rows[last].path == f"{item.path}.activation"
                 ):
                     g = self.backward_row(last, g)
-                g = self.backward(body, g) + self.backward(shortcut, g)
+                g = grad_add(self.backward(body, g), self.backward(shortcut, g))
             elif item.type == "concat":
-                g = sum(self.backward(branch, g) for branch in item.children)
+                # A per-group gradient is split between the branches that made the groups.
+                parts: list[Grad] = []
+                start = 0
+                for out in self.concat_outs[id(item)]:
+                    n = len(out.groups) if out.groups else 1
+                    part = g[start : start + n] if isinstance(g, tuple) else g
+                    parts.append(part[0] if isinstance(part, tuple) and n == 1 else part)
+                    start += n
+                total: Grad = 0.0
+                for branch, part in zip(item.children, parts):
+                    total = grad_add(total, self.backward(branch, part))
+                g = total
             elif item.children:
                 g = self.backward(item.children[0], g)
             else:
@@ -376,8 +404,15 @@ class _Walker:
                     g = self.backward_row(i, g)
         return g
 
-    def backward_row(self, i: int, g: float) -> float:
+    def backward_row(self, i: int, g: Grad) -> Grad:
         row, kind, h = self.rows[i], self.rows[i].type, self.rows[i].hyper
+        if isinstance(g, tuple):
+            if kind in ("flatten", "identity"):
+                return g  # per-group gradients pass through unchanged
+            g = grad_mean(g, self.outputs.get(i))
+        if kind.startswith("batchnorm") and not self.linear and self.inputs[i].groups:
+            # each channel is divided by its own within-channel spread
+            return tuple(g / o.spread if o.spread > 0 else g for _, o in self.inputs[i].groups)
         if kind == "rbf":
             # ∂y_i/∂x_j = 2(x_j − w_ij), so the gradient is 2·x_j·Σ_i g_i − 2·Σ_i w_ij g_i: its
             # first part grows with x_j = φ(a_j), where a saturating φ' is small. With the
