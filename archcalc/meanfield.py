@@ -30,6 +30,7 @@ ReLU means it is almost never stopped (``P(max > 0)`` instead of ``1/2``).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -333,3 +334,33 @@ def grad_add(a: Grad, b: Grad) -> Grad:
     if isinstance(b, tuple):
         return tuple(a + y for y in b)
     return a + b
+
+
+def stream_slopes(
+    act: activations.Activation, law_in: Law, body: Moments, law_out: Law,
+    profile: list[float] | None,
+) -> list[float]:  # fmt: skip
+    """``E_b[φ'(a+b)²·p(φ(a+b))]`` for each atom a of a residual stream's input law.
+
+    ``b`` is the body's output (Gaussian), ``p`` the output gradient's profile
+    ``E[G² | x]/E[G²]`` over the atoms of ``law_out`` (linearly interpolated; None: flat).
+    """
+    positions = [mu for _, mu, _ in law_out]
+
+    def given(x: float) -> float:
+        if profile is None:
+            return 1.0
+        j = bisect.bisect_left(positions, x)
+        if j <= 0 or j >= len(positions):
+            return profile[0] if j <= 0 else profile[-1]
+        x0, x1 = positions[j - 1], positions[j]
+        t = (x - x0) / (x1 - x0) if x1 > x0 else 0.0
+        return profile[j - 1] * (1 - t) + profile[j] * t
+
+    nodes, weights = hermite_rule(_LAW_NODES)
+    slopes = []
+    for _, a, v in law_in:
+        mu, sd = a + body.mean, math.sqrt(v + body.var)
+        points = [(h, mu + sd * x) for x, h in zip(nodes, weights)]
+        slopes.append(sum(h * act.dphi(u) ** 2 * given(act.phi(u)) for h, u in points))
+    return slopes

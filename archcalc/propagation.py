@@ -9,16 +9,22 @@ multiplies by ``n_out·Var[w]`` and each activation by ``E[φ'(x)²]``
 (Schoenholz et al. 2017). Signals are flagged by their per-element variance;
 gradients by their squared norm relative to the output gradient's, because
 under fan-in scaling the per-element gradient variance follows the layer
-widths (a 2,592 -> 256 layer shrinks it tenfold) without anything vanishing. The "product" mode replaces the exact maps by the
+widths (a 2,592 -> 256 layer shrinks it tenfold) without anything vanishing.
+The "product" mode replaces the exact maps by the
 course's linear gains G0 and G1, for comparison.
 
-Assumptions, stated once: weights independent of the signal; every element
-of a layer's input independent and identically distributed (so average
-pooling divides the variance by the window, and max pooling takes the order
-statistics of a window of Gaussians with the input's mean and variance);
-batch and layer norm in training mode with gamma = 1, beta = 0 (outputs
-reset to unit variance; gradients divided by the input variance); dropout
-in training mode; border effects of padding ignored; softmax not modelled.
+What each tensor carries (:mod:`archcalc.meanfield`): mean, E[x²] and the
+part constant over a channel (what batch norm removes and pooling keeps);
+for a residual stream its non-Gaussian law; for a concatenation its channel
+groups. Backward, a residual stream keeps E[G² | stream value], because a
+stream that is large stays active through the next blocks' ReLUs.
+
+Assumptions, stated once: weights independent of the signal; elements
+within a channel independent apart from the channel constant (no spatial
+correlation between neighbours); zero padding counted exactly; batch and
+layer norm in training mode with gamma = 1, beta = 0; dropout in training
+mode; softmax not modelled. Each assumption is also listed, with the layers
+it was used at, in the output.
 
 >>> from archcalc import analyze
 >>> layers = [{"type": "linear", "out_features": 128, "activation": "relu"}] * 29
@@ -46,7 +52,7 @@ from archcalc.init import (
     scheme_variance,
 )
 from archcalc.init import recommend as recommend_all
-from archcalc.meanfield import Grad, Moments, grad_add, grad_mean
+from archcalc.meanfield import Grad, Law, Moments, grad_add, grad_mean
 
 HEALTHY = (1e-2, 1e2)
 
@@ -217,6 +223,9 @@ class _Walker:
         self.slopes: dict[int, float] = {}
         self.routing: dict[int, float] = {}  # max pool row -> its backward factor
         self.outputs: dict[int, Moments] = {}
+        self.residual_parts: dict[int, tuple[Moments, Moments]] = {}
+        #: E[G²|x]/E[G²] over the atoms of a residual stream's law, for the block before
+        self.profile: tuple[Law, list[float]] | None = None
         self.concat_outs: dict[int, list[Moments]] = {}
         self.assumed: dict[str, list[str]] = {}  # assumption -> paths it was used at
 
@@ -248,6 +257,7 @@ class _Walker:
                 if (a.law is None) != (b.law is None):
                     known, other = (a, b) if a.law is not None else (b, a)
                     law = meanfield.add_gaussian(known.law, other.mean, other.var)
+                self.residual_parts[id(item)] = (state, a)
                 state = Moments(mean, a.var + b.var + mean * mean, common, law=law)
                 state = self._activation_tail(item, state)
             elif item.type == "concat":
@@ -328,9 +338,9 @@ class _Walker:
             out, self.slopes[i] = meanfield.activation(kind, h, state)
             return out
         if kind.startswith("batchnorm"):
-            self.assume("batch norm in training mode, gamma = 1, beta = 0: output variance 1, "
-                        "channel constants removed, gradients divided by the variance within "
-                        "each channel", row)  # fmt: skip
+            self.assume("batch norm in training mode over a large batch (samples × positions), "
+                        "gamma = 1, beta = 0: output variance 1, channel constants removed, "
+                        "gradients divided by the variance within each channel", row)  # fmt: skip
             return Moments.iid(0.0, 1.0)
         if kind == "layernorm":
             self.assume("layer norm in training mode, gamma = 1, beta = 0: output variance 1, "
@@ -376,15 +386,21 @@ class _Walker:
         for item in reversed(items):
             rows = range(item.first_row, item.end_row)
             if item.type == "residual":
+                profile, self.profile = self.profile, None
                 body, shortcut = item.children
                 last = item.end_row - 1
-                if (
-                    item.end_row > item.first_row
-                    and self.rows[last].path == f"{item.path}.activation"
-                ):
+                tail = item.end_row > item.first_row and (
+                    self.rows[last].path == f"{item.path}.activation"
+                )
+                stream = self._stream_backward(item, last, g, profile) if tail else None
+                if stream is not None:
+                    g = stream
+                    continue
+                if tail:
                     g = self.backward_row(last, g)
                 g = grad_add(self.backward(body, g), self.backward(shortcut, g))
             elif item.type == "concat":
+                self.profile = None
                 # A per-group gradient is split between the branches that made the groups.
                 parts: list[Grad] = []
                 start = 0
@@ -400,9 +416,38 @@ class _Walker:
             elif item.children:
                 g = self.backward(item.children[0], g)
             else:
+                self.profile = None
                 for i in reversed(rows):
                     g = self.backward_row(i, g)
         return g
+
+    def _stream_backward(
+        self, item: Item, last: int, g: Grad, profile: tuple[Law, list[float]] | None
+    ) -> float | None:
+        """Identity shortcut into ``x = φ(x_prev + body)``: the gradient by stream value.
+
+        Where the stream is large, φ' of the next blocks is rarely 0, so the gradient
+        and the stream value are correlated (a random-walk stream stays positive for
+        many blocks). Carried as E[G² | x] on the stream's law atoms, one block at a time:
+        ``E[G²|x_prev=a] = E_b[φ'(a+b)²·E[G²|x=φ(a+b)]] + (what the body returns)``.
+        """
+        state_in, body_out = self.residual_parts[id(item)]
+        out = self.outputs[last]
+        body, shortcut = item.children
+        if self.linear or shortcut or state_in.law is None or out.law is None:
+            return None
+        row = self.rows[last]
+        act = activations.get(row.type, row.hyper.get("negative_slope"), row.hyper.get("alpha"))
+        g = grad_mean(g, out)
+        weights = profile[1] if profile is not None and profile[0] is out.law else None
+        per_atom = meanfield.stream_slopes(act, state_in.law, body_out, out.law, weights)
+        through = sum(w * p for (w, _, _), p in zip(state_in.law, per_atom))  # E[φ'² p]
+        self.slopes[last] = through
+        from_body = grad_mean(self.backward(body, g * through), state_in)
+        total = [g * p + from_body for p in per_atom]
+        mean = sum(w * t for (w, _, _), t in zip(state_in.law, total))
+        self.profile = (state_in.law, [t / mean for t in total]) if mean > 0 else None
+        return mean
 
     def backward_row(self, i: int, g: Grad) -> Grad:
         row, kind, h = self.rows[i], self.rows[i].type, self.rows[i].hyper
