@@ -222,6 +222,7 @@ class _Walker:
         self.inputs: dict[int, Moments] = {}
         self.slopes: dict[int, float] = {}
         self.routing: dict[int, float] = {}  # max pool row -> its backward factor
+        self.border_backward: dict[int, float] = {}  # padded conv row -> backward correction
         self.outputs: dict[int, Moments] = {}
         self.residual_parts: dict[int, tuple[Moments, Moments]] = {}
         #: E[G²|x]/E[G²] over the atoms of a residual stream's law, for the block before
@@ -312,15 +313,16 @@ class _Walker:
             spread = n * max(3 * state.var**2 + 6 * state.var + 1 - (state.m2 + 1) ** 2, 0.0)
             return Moments.iid(mean, mean * mean + spread)
         if is_weighted(row):
-            factor = float(fans(row).forward) * self.variances[i]
+            fan = float(fans(row).forward)
+            factor = fan * self.variances[i]
             if kind == "subsample":  # one coefficient times a window sum: c adds up coherently
-                window = float(fans(row).forward)
+                window = fan
                 out = Moments(0.0, factor * (state.m2 + (window - 1) * state.common),
                               factor * window * state.common)  # fmt: skip
             elif self.linear:
                 out = Moments.iid(0.0, factor * state.m2)
             else:
-                border, _, common = meanfield.border_factors(row)
+                border, self.border_backward[i], common = meanfield.border_factors(row)
                 out = state.weighted(factor * border, factor * common)
                 if out.m2 and row.hyper.get("padding") and any(row.hyper["padding"]):
                     self.assume(
@@ -478,7 +480,7 @@ class _Walker:
                 return 4 * m * joint * g
             return 4 * m * (self.inputs[i].m2 + 1) * g
         if is_weighted(row):
-            border = 1.0 if self.linear else meanfield.border_factors(row)[1]
+            border = self.border_backward.get(i, 1.0)  # found on the way forward
             g = float(fans(row).backward) * self.variances[i] * border * g
             self.grad[i] = g
             return g
