@@ -185,9 +185,25 @@ def _analysis(args: argparse.Namespace, parser: argparse.ArgumentParser):
         declared = ", ".join(spec.symbols) or "none"
         parser.error(f"--set {unknown[0]}: not a symbol of {args.spec} (declared: {declared})")
     try:
-        return analyze(spec, symbolic=args.symbolic, **values)
+        analysis = analyze(spec, symbolic=args.symbolic, **values)
     except ArchcalcError as err:
         raise err.at(file=args.spec) from None
+    _note_expectations(args, analysis, spec, values)
+    return analysis
+
+
+def _note_expectations(args: argparse.Namespace, analysis, spec, values: dict) -> None:
+    """Remember the spec's failed ``expect:`` entries; :func:`run` reports them at the end.
+
+    They fail the command (exit 1) when the spec is analysed at its own values; with
+    --set or --symbolic overriding a default they are reported as notes, because the
+    entries were written for the defaults.
+    """
+    from archcalc.expectations import check_expectations
+
+    overridden = args.symbolic or any(spec.symbols.get(k) != v for k, v in values.items())
+    args.expect_failures = [str(m) for m in check_expectations(analysis, decided_only=True)]
+    args.expect_binding = not overridden
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -197,7 +213,17 @@ def run(argv: Sequence[str] | None = None) -> int:
                 "verify": _verify, "solve": _solve, "style": _style}  # fmt: skip
     if args.command == "check":
         return _check(args.specs, args.quiet)
-    return commands[args.command](args, parser)
+    status = commands[args.command](args, parser)
+    failures = getattr(args, "expect_failures", [])
+    if failures and not args.expect_binding:
+        count = len(failures)
+        print(f"archcalc: note: {args.spec}: {count} expect: entr{'ies do' if count > 1 else 'y does'}"
+              " not hold with these symbol values (the spec's entries are for its own values)",
+              file=sys.stderr)  # fmt: skip
+        return status
+    for failure in failures:
+        print(f"archcalc: error: {args.spec}: expectation failed: {failure}", file=sys.stderr)
+    return max(status, 1) if failures else status
 
 
 def _analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -232,18 +258,8 @@ def _schema(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _init(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from archcalc import render
-    from archcalc.init import SCHEMES
 
-    if args.scheme not in SCHEMES and not args.scheme.startswith("normal:"):
-        parser.error(
-            f"--scheme: expected one of {', '.join(SCHEMES)} or normal:STD. Received: {args.scheme}"
-        )
-    if args.scheme.startswith("normal:"):
-        try:
-            if float(args.scheme.split(":", 1)[1]) <= 0:
-                raise ValueError
-        except ValueError:
-            parser.error(f"--scheme normal:STD needs a positive number. Received: {args.scheme}")
+    _schemes(args.scheme, parser, "--scheme")
     analysis = _analysis(args, parser)
     if args.plot:
         from archcalc.plot import plot_schemes
@@ -265,7 +281,7 @@ def _init_json(analysis, scheme: str) -> dict:
 
     if not analysis.symbolic:
         return {"spec": analysis.spec.name, **propagate(analysis, scheme).to_dict()}
-    from archcalc.render import _factor
+    from archcalc.init import variance_factor, weight_variance
 
     layers = []
     for rec in recommend(analysis):
@@ -273,11 +289,19 @@ def _init_json(analysis, scheme: str) -> dict:
             "path": rec.row.path, "type": rec.row.type,
             "fan_in": to_text(rec.fans.fan_in), "fan_out": to_text(rec.fans.fan_out),
             "activation": rec.activation, "gain": {"g0": rec.g0, "g1": rec.g1, "torch": rec.torch_gain},
-            "recommended": rec.to_dict(), "factor": to_text(_factor(rec)),
+            "recommended": rec.to_dict(),
+            "weight_variance": _text_or_number(weight_variance(rec, scheme)),
+            "factor": to_text(variance_factor(rec, scheme)),
             "forward_variance": None, "backward_variance": None,
         })  # fmt: skip
     return {"spec": analysis.spec.name, "scheme": scheme, "layers": layers,
             "output_variance": None, "warnings": ["symbolic spec: variances need --set values"]}  # fmt: skip
+
+
+def _text_or_number(value):
+    from archcalc.expr import to_text
+
+    return value if isinstance(value, (int, float)) else to_text(value)
 
 
 def _style(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -359,16 +383,16 @@ def _non_negative(text: str) -> int:
 
 
 def _schemes(text: str | None, parser: argparse.ArgumentParser, flag: str) -> list[str] | None:
-    from archcalc.init import SCHEMES
+    from archcalc.init import check_scheme
 
     if text is None:
         return None
     names = [name.strip() for name in text.split(",") if name.strip()]
     for name in names:
-        if name not in SCHEMES and not name.startswith("normal:"):
-            parser.error(
-                f"{flag}: unknown scheme {name!r}; expected {', '.join(SCHEMES)} or normal:STD"
-            )
+        try:
+            check_scheme(name)
+        except ArchcalcError as err:
+            parser.error(f"{flag}: {err}")
     return names
 
 

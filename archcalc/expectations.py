@@ -24,20 +24,22 @@ class Mismatch:
         return f"{where}{self.key}: expected {self.expected}, computed {self.computed}"
 
 
-def check_expectations(analysis: Analysis) -> list[Mismatch]:
+def check_expectations(analysis: Analysis, *, decided_only: bool = False) -> list[Mismatch]:
     """Every ``expect:`` entry (top level and per layer item) that does not hold.
 
     Per-item values of a composite are sums over its layers; a repeated or
-    templated item is checked at every place it was expanded.
+    templated item is checked at every place it was expanded. With
+    ``decided_only``, an entry whose truth depends on free symbols is not a
+    mismatch (``check`` counts it as one: it must hold for every value).
     """
     mismatches: list[Mismatch] = []
     for item in analysis.items:
         if item.expect is not None:
             computed = _item_values(analysis, item)
-            mismatches += _compare(item.path, item.expect, computed, item.env)
+            mismatches += _compare(item.path, item.expect, computed, item.env, decided_only)
     if analysis.spec.expect is not None:
         computed = {"output": analysis.output, **analysis.totals}
-        mismatches += _compare("", analysis.spec.expect, computed, analysis.env)
+        mismatches += _compare("", analysis.spec.expect, computed, analysis.env, decided_only)
     return mismatches
 
 
@@ -52,24 +54,30 @@ def _item_values(analysis: Analysis, item: Item) -> dict[str, Any]:
     return values
 
 
-def _compare(path: str, expect: Any, computed: dict, env: Mapping) -> list[Mismatch]:
+def _compare(
+    path: str, expect: Any, computed: dict, env: Mapping, decided_only: bool = False
+) -> list[Mismatch]:
     found = []
+    fails = (lambda v: v is False) if decided_only else (lambda v: v is not True)
     for key, wanted in expect:
         if wanted is None:
             continue
         actual = computed.get(key)
         if key == "output":
             wanted_values = [_value(v, env) for v in wanted]
-            same = (
-                actual is not None
-                and len(actual) == len(wanted_values)
-                and all(expr.equal(a, b) is True for a, b in zip(actual, wanted_values))
+            differs = (
+                actual is None
+                or len(actual) != len(wanted_values)
+                or any(fails(expr.equal(a, b)) for a, b in zip(actual, wanted_values))
             )
-            if not same:
+            if differs:
                 found.append(Mismatch(path, key, shape_text(wanted_values), shape_text(actual)))
             continue
         if hasattr(wanted, "approx"):
-            if actual is None or not _rounds_to(actual, wanted.approx, wanted.digits):
+            undecided = decided_only and actual is not None and not isinstance(actual, int)
+            if not undecided and (
+                actual is None or not _rounds_to(actual, wanted.approx, wanted.digits)
+            ):
                 shown = "not applicable" if actual is None else _text(actual)
                 found.append(Mismatch(path, key, f"{wanted.approx:.{wanted.digits}g} "
                                       f"({wanted.digits} significant digits)", shown))  # fmt: skip
@@ -77,7 +85,7 @@ def _compare(path: str, expect: Any, computed: dict, env: Mapping) -> list[Misma
         wanted_value = _value(wanted, env)
         if actual is None:
             found.append(Mismatch(path, key, _text(wanted_value), "not applicable"))
-        elif expr.equal(actual, wanted_value) is not True:
+        elif fails(expr.equal(actual, wanted_value)):
             found.append(Mismatch(path, key, _text(wanted_value), _text(actual)))
     return found
 

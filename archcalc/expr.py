@@ -34,7 +34,9 @@ MAX_VALUE = 10**15
 _MAX_BITS = 200  # intermediate results: far above MAX_VALUE, far below trouble
 MAX_EXPONENT = 64
 FUNCTIONS = {"min": (1, None), "max": (1, None), "floor": (1, 1), "ceil": (1, 1)}
-RESERVED_NAMES = frozenset(FUNCTIONS) | {"same", "valid"}
+#: Words a convolution's ``padding`` takes instead of a number; never symbols.
+PADDING_MODES = frozenset({"same", "valid"})
+RESERVED_NAMES = frozenset(FUNCTIONS) | PADDING_MODES
 
 _BINOPS = {
     ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/",
@@ -96,6 +98,11 @@ def _convert(node: ast.AST, text: str, depth: int) -> tuple:
         if node.id in FUNCTIONS:
             raise ArchcalcError(
                 f"{node.id} is a function; call it as {node.id}(...) in {short(text)!r}"
+            )
+        if node.id in PADDING_MODES:
+            raise ArchcalcError(
+                f"{node.id!r} is a padding mode, not a number: it applies only to the padding "
+                f"of a convolution. Received: {short(text)!r}"
             )
         return ("name", node.id)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -190,8 +197,9 @@ def _eval(tree: tuple, env: Mapping[str, Value], text: str) -> Value:
 
 
 def _binary(op: str, a: Value, b: Value, text: str) -> Value:
+    a, b = _plain(a), _plain(b)
     numeric = _is_number(a) and _is_number(b)
-    if op in ("/", "//", "%") and _is_number(b) and b == 0:
+    if op in ("/", "//", "%") and (b == 0 if _is_number(b) else _surely_zero(b)):
         raise ArchcalcError(f"division by zero in {short(text)!r}")
     if op == "+":
         result = a + b
@@ -232,6 +240,7 @@ def _binary(op: str, a: Value, b: Value, text: str) -> Value:
 
 
 def _call(func: str, args: list) -> Value:
+    args = [_plain(arg) for arg in args]
     if all(_is_number(arg) for arg in args):
         if func == "min":
             return min(args)
@@ -244,6 +253,22 @@ def _call(func: str, args: list) -> Value:
     if func == "max":
         return sp.Max(*args)
     return sp.floor(args[0]) if func == "floor" else sp.ceiling(args[0])
+
+
+def _plain(value: Any) -> Any:
+    """A sympy number as an int or Fraction, so that numeric rules (and zero checks) apply."""
+    if isinstance(value, int) or _is_fraction(value) or not getattr(value, "is_Rational", False):
+        return value
+    if value.is_Integer:
+        return int(value)
+    from fractions import Fraction
+
+    return Fraction(int(value.p), int(value.q))
+
+
+def _surely_zero(value: Any) -> bool:
+    """A symbolic divisor that is zero for every value of its symbols (``x - x``, ``(x-1)**2 - x**2 + 2*x - 1``)."""
+    return value.is_zero is True or _sympy().expand(value) == 0
 
 
 def _is_number(value: Any) -> bool:
@@ -280,6 +305,9 @@ def _check_magnitude(value: int, text: str) -> None:
 
 def _integer_expr(value: Any, text: str) -> Value:
     """Collapse a sympy result to ``int`` when it has no free symbols."""
+    sp = _sympy()
+    if value.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise ArchcalcError(f"division by zero in {short(text)!r}")
     if value.is_Number:
         if not value.is_Integer:
             raise ArchcalcError(

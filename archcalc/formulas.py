@@ -7,6 +7,9 @@ is involved.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+
 from archcalc.expr import Value, ceil_div, exact_div, floor_div, product
 
 
@@ -196,3 +199,46 @@ def windows_per_tap(positions: int, k: int, s: int, p: int, d: int, extent: int)
         last = min(positions - 1, (extent - 1 - offset) // s)
         counts.append(max(0, last - first + 1))
     return counts
+
+
+def window_counts(n: int, positions: int, k: int, s: int, p: int, d: int) -> Counter[int]:
+    """Windows of each size (taps on real input) among ``positions`` pooling windows.
+
+    Window o starts at ``o·s - p``; its taps are ``o·s - p + t·d``, t < k. Windows
+    wholly inside the input have k taps; only the border ones, at most about
+    ``(p + d(k-1))/s + 2`` of them, are counted one by one.
+
+    >>> sorted(window_counts(10**15, 10**15 // 2, 2, 2, 0, 1).items())
+    [(2, 500000000000000)]
+    >>> sorted(window_counts(5, 3, 2, 2, 1, 1).items())   # padding 1: both ends are short
+    [(1, 1), (2, 2)]
+    """
+    first = -(-p // s)  # ceil(p/s): the first window starting inside the input
+    last = (n - 1 + p - d * (k - 1)) // s  # the last window ending inside it
+    first, last = max(first, 0), min(last, positions - 1)
+    counts: Counter[int] = Counter()
+    if first <= last:
+        counts[k] = last - first + 1
+        border = [*range(0, first), *range(last + 1, positions)]
+    else:
+        border = range(positions)
+    for o in border:
+        start = o * s - p
+        low = max(0, -(start // d)) if start < 0 else 0  # ceil(-start/d)
+        high = min(k - 1, (n - 1 - start) // d)
+        counts[max(0, high - low + 1)] += 1
+    return counts
+
+
+def adaptive_window_counts(n: int, out: int) -> Counter[int]:
+    """Window sizes of adaptive pooling from n to ``out``, in closed form.
+
+    Window o is ``[floor(o·n/out), ceil((o+1)·n/out))``; its size is ``a = ceil(n/out)``
+    or ``a + 1``, and the sizes sum to ``n + out - gcd(n, out)``.
+
+    >>> sorted(adaptive_window_counts(5, 3).items()), sorted(adaptive_window_counts(3, 5).items())
+    ([(2, 2), (3, 1)], [(1, 3), (2, 2)])
+    """
+    a = -(-n // out)
+    longer = n + out - math.gcd(n, out) - a * out
+    return Counter({size: count for size, count in ((a, out - longer), (a + 1, longer)) if count})

@@ -169,6 +169,38 @@ def _number(value: Any) -> Any:
     return to_text(value)
 
 
+#: Range of STD in ``normal:STD``: its square and any fan times it stay far inside a float.
+NORMAL_STD_RANGE = (1e-100, 1e100)
+
+
+def check_scheme(scheme: str) -> str:
+    """``scheme`` if it names a scheme, else ArchcalcError (``normal:STD`` needs a sane STD).
+
+    >>> check_scheme("normal:0.02")
+    'normal:0.02'
+    >>> check_scheme("normal:1e200")
+    Traceback (most recent call last):
+    ...
+    archcalc.errors.ArchcalcError: normal:STD needs a number between 1e-100 and 1e+100. Received: normal:1e200
+    """
+    if scheme in SCHEMES:
+        return scheme
+    if not scheme.startswith("normal:"):
+        raise ArchcalcError(
+            f"expected one of {', '.join(SCHEMES)} or normal:STD. Received: {scheme}"
+        )
+    low, high = NORMAL_STD_RANGE
+    try:
+        std = float(scheme.split(":", 1)[1])
+    except ValueError:
+        std = math.nan
+    if not low <= std <= high:  # also false for nan
+        raise ArchcalcError(
+            f"normal:STD needs a number between {low:g} and {high:g}. Received: {scheme}"
+        )
+    return scheme
+
+
 def scheme_variance(scheme: str, fan: Fans, act: activations.Activation) -> Any:
     """Var[w] of a named scheme: kaiming 2/((1+a²)·fan_in), xavier 2/(fan_in+fan_out), ..."""
     if scheme == "kaiming":
@@ -180,11 +212,24 @@ def scheme_variance(scheme: str, fan: Fans, act: activations.Activation) -> Any:
         return 1 / fan.fan_in
     if scheme == "torch_default":
         return 1 / (3 * fan.torch_fan_in)  # kaiming_uniform_(a=sqrt(5)): bound 1/sqrt(fan_in)
-    if scheme.startswith("normal:"):
-        return float(scheme.split(":", 1)[1]) ** 2
-    raise ArchcalcError(
-        f"unknown init scheme {scheme!r}; expected one of {', '.join(SCHEMES)} or normal:STD"
-    )
+    return float(check_scheme(scheme).split(":", 1)[1]) ** 2
+
+
+def weight_variance(rec: Recommendation, scheme: str) -> Any:
+    """Var[w] of ``rec``'s layer under ``scheme`` ("recommended": the recommendation's)."""
+    if scheme == "recommended":
+        return rec.variance
+    return scheme_variance(scheme, rec.fans, activations.get(rec.activation, rec.negative_slope))
+
+
+def variance_factor(rec: Recommendation, scheme: str = "recommended") -> Any:
+    """The course's per-layer factor ``G0·fan_in·Var[w]`` under ``scheme`` (exact, symbolic).
+
+    1 keeps the variance from layer to layer; symbolic fans give a formula.
+    """
+    import sympy
+
+    return sympy.nsimplify(rec.g0) * rec.fans.forward * weight_variance(rec, scheme)
 
 
 _REASONS = {

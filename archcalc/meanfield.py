@@ -39,7 +39,7 @@ from typing import Any
 
 from archcalc import activations
 from archcalc.expr import product
-from archcalc.formulas import taps_in_bounds, windows_per_tap
+from archcalc.formulas import adaptive_window_counts, window_counts, windows_per_tap
 from archcalc.gaussian import cdf, density, expect, hermite_rule, legendre_rule
 
 #: Increasing activations: max pooling commutes with them.
@@ -68,6 +68,22 @@ class Source:
 Law = tuple[tuple[float, float, float], ...]
 
 
+class Deferred:
+    """A law computed on first use and then kept: most activations' image laws are never
+    read (only a following activation or a residual stream reads one), and mapping a law
+    through φ is the costliest step of a propagation."""
+
+    __slots__ = ("make", "value")
+
+    def __init__(self, make):
+        self.make, self.value = make, None
+
+    def __call__(self) -> Law:
+        if self.value is None:
+            self.value, self.make = self.make(), None
+        return self.value
+
+
 @dataclass(frozen=True)
 class Moments:
     """Mean, second moment and channel-constant second moment of a tensor's elements."""
@@ -77,11 +93,18 @@ class Moments:
     common: float  # E[c²], c the per-channel constant; mean² <= common <= m2
     source: Source | None = None
     #: The elements' law where it is not Gaussian and matters: a residual stream
-    #: ``x = φ(x_prev + body)`` (None: Gaussian with these moments).
-    law: Law | None = None
+    #: ``x = φ(x_prev + body)`` (None: Gaussian with these moments). May be a
+    #: :class:`Deferred` law, computed only if something reads :attr:`law`.
+    law_source: Law | Deferred | None = None
     #: A concatenation's channel groups, (channels, moments) each: batch norm divides
     #: each channel's gradient by that channel's own spread, not by the average one.
     groups: tuple[tuple[float, Moments], ...] | None = None
+
+    @property
+    def law(self) -> Law | None:
+        """The elements' law (see :attr:`law_source`), computed on first use."""
+        source = self.law_source
+        return source() if isinstance(source, Deferred) else source
 
     @classmethod
     def iid(cls, mean: float, m2: float) -> Moments:
@@ -106,6 +129,38 @@ class Moments:
     def weighted(self, factor: float, common_factor: float) -> Moments:
         """After zero-mean weights: ``E[z²] = factor·E[x²]``, ``E[c²] = common_factor·E[c_x²]``."""
         return Moments(0.0, factor * self.m2, min(common_factor * self.common, factor * self.m2))
+
+
+#: Second moments are kept inside [TINY, HUGE] (or exactly 0): beyond, a signal has exploded
+#: or vanished for any practical purpose, floats lose their meaning (inf - inf = nan) and
+#: subnormal arithmetic is ten times slower.
+HUGE, TINY = 1e300, 1e-300
+
+
+def saturate(m: Moments) -> Moments:
+    """``m`` with its second moment held in [TINY, HUGE] (below TINY: exactly zero).
+
+    >>> saturate(Moments.iid(0.0, float("inf"))).m2, saturate(Moments.iid(0.0, 1e-310)).m2
+    (1e+300, 0.0)
+    """
+    m2 = m.m2
+    if TINY <= m2 <= HUGE or m2 == 0.0:
+        return m
+    if m2 < TINY:
+        return Moments(0.0, 0.0, 0.0)
+    if m2 != m2 or math.isinf(m2):  # nan or inf: nothing but "enormous" is known
+        return Moments(0.0, HUGE, 0.0)
+    scale = HUGE / m2
+    return Moments(m.mean * math.sqrt(scale), HUGE, min(m.common * scale, HUGE))
+
+
+def saturate_grad(g: Grad) -> Grad:
+    """A gradient variance held in [TINY, HUGE] like :func:`saturate` (nan counts as huge)."""
+    if isinstance(g, tuple):
+        return tuple(saturate_grad(x) for x in g)
+    if TINY <= g <= HUGE or g == 0.0:
+        return g
+    return 0.0 if g < TINY else HUGE
 
 
 def border_factors(row: Any) -> tuple[float, float, float]:
@@ -154,7 +209,8 @@ def activation(kind: str, h: dict[str, Any], state: Moments) -> tuple[Moments, f
     common = _common_after(kind, ns, alpha, state, mean, m2)
     increasing = kind in INCREASING and (kind != "leaky_relu" or (ns is None or ns >= 0))
     source = Source(kind, ns, alpha, state, 1.0, slope) if increasing else None
-    image = _image_law(activations.get(kind, ns, alpha), law, mean, m2)
+    act = activations.get(kind, ns, alpha)
+    image = Deferred(lambda: _image_law(act, law, mean, m2))
     return Moments(mean, m2, min(max(common, mean * mean), m2), source, image), slope
 
 
@@ -173,8 +229,13 @@ def _image_law(act: activations.Activation, law: Law, mean: float, m2: float) ->
     then moved affinely to the exact mean and second moment.
     """
     nodes, weights = hermite_rule(_LAW_NODES)
-    points = [(w * h, act.phi(mu + math.sqrt(v) * x))
-              for w, mu, v in law for x, h in zip(nodes, weights)]  # fmt: skip
+    points = []
+    for w, mu, v in law:
+        if v > 0:
+            sd = math.sqrt(v)
+            points += [(w * h, act.phi(mu + sd * x)) for x, h in zip(nodes, weights)]
+        else:  # an atom maps to an atom
+            points.append((w, act.phi(mu)))
     lo, hi = min(p for _, p in points), max(p for _, p in points)
     var = max(m2 - mean * mean, 0.0)
     if hi - lo <= _TINY * (1 + abs(hi)) or var <= _TINY * max(m2, _TINY):
@@ -230,16 +291,17 @@ def pool_window_sizes(row: Any) -> Counter[int]:
 
     Padding and ceil_mode shorten border windows (max pooling pads with -inf);
     adaptive pooling uses PyTorch's windows ``[floor(o·n/out), ceil((o+1)·n/out))``.
+    Counted in closed form per dimension, so the cost does not grow with the
+    tensor's size.
     """
     h = row.hyper
     sizes: Counter[int] = Counter({1: 1})
     for d, (n_in, n_out) in enumerate(zip(row.input[1:], row.output[1:])):
         if row.type.startswith("adaptive"):
-            counts = Counter(-((-(o + 1) * n_in) // n_out) - (o * n_in) // n_out
-                             for o in range(n_out))  # fmt: skip
+            counts = adaptive_window_counts(n_in, n_out)
         else:
             k, s, p, dil = h["kernel_size"][d], h["stride"][d], h["padding"][d], h["dilation"][d]
-            counts = Counter(taps_in_bounds(1, k, 1, p - o * s, dil, n_in) for o in range(n_out))
+            counts = window_counts(n_in, n_out, k, s, p, dil)
         merged: Counter[int] = Counter()
         for a, na in sizes.items():
             for b, nb in counts.items():

@@ -124,8 +124,9 @@ class Propagation:
             )
         forward = [layer.forward for layer in self.layers]
         backward = [layer.backward for layer in self.layers]
-        ranges = (f"pre-activation variance {min(forward):.3g}..{max(forward):.3g}, "
-                  f"input gradients {min(backward):.3g}..{max(backward):.3g} over {n} weighted layers")  # fmt: skip
+        ranges = (f"pre-activation variance {variance_text(min(forward))}..{variance_text(max(forward))}, "
+                  f"input gradients {variance_text(min(backward))}..{variance_text(max(backward))} "
+                  f"over {n} weighted layers")  # fmt: skip
         if problems:
             return f"{self.scheme}: {'; '.join(problems)}: {ranges}"
         return f"{self.scheme}: healthy: {ranges}"
@@ -140,6 +141,17 @@ class Propagation:
             "verdict": self.verdict,
             "warnings": list(self.warnings),
         }
+
+
+def variance_text(value: float, digits: int = 3) -> str:
+    """A predicted variance for display; saturated values say so (``>=1e+300``).
+
+    >>> variance_text(0.51234), variance_text(1e300), variance_text(0.0)
+    ('0.512', '>=1e+300', '0')
+    """
+    if value >= meanfield.HUGE:
+        return f">={meanfield.HUGE:g}"
+    return f"{value:.{digits}g}"
 
 
 def _off(value: float) -> bool:
@@ -204,7 +216,7 @@ def propagate(spec: Any, scheme: str = "recommended", **values: int) -> Propagat
         layers.append(LayerPrediction(
             depth, rec, variances[i], exact.pre[i], exact.grad[i], linear.pre[i], linear.grad[i],
             float(rec.fans.forward) * variances[i] * rec.g0,
-            float(product(rec.row.input)) * exact.grad[i] / out_elements,
+            meanfield.saturate_grad(float(product(rec.row.input)) * exact.grad[i] / out_elements),
         ))  # fmt: skip
     warnings = exact.notes
     return Propagation(scheme, layers, out.m2, out_linear.m2, grad, warnings)
@@ -259,7 +271,7 @@ class _Walker:
                     known, other = (a, b) if a.law is not None else (b, a)
                     law = meanfield.add_gaussian(known.law, other.mean, other.var)
                 self.residual_parts[id(item)] = (state, a)
-                state = Moments(mean, a.var + b.var + mean * mean, common, law=law)
+                state = Moments(mean, a.var + b.var + mean * mean, common, law_source=law)
                 state = self._activation_tail(item, state)
             elif item.type == "concat":
                 channels = [self._channels(branch, item, state) for branch in item.children]
@@ -299,7 +311,9 @@ class _Walker:
 
     def forward_row(self, i: int, state: Moments) -> Moments:
         self.inputs[i] = state
-        self.outputs[i] = out = self._forward_row(i, state)
+        self.outputs[i] = out = meanfield.saturate(self._forward_row(i, state))
+        if i in self.pre:
+            self.pre[i] = min(self.pre[i], out.m2) if out.m2 else 0.0
         return out
 
     def _forward_row(self, i: int, state: Moments) -> Moments:
@@ -452,6 +466,12 @@ class _Walker:
         return mean
 
     def backward_row(self, i: int, g: Grad) -> Grad:
+        g = meanfield.saturate_grad(self._backward_row(i, g))
+        if i in self.grad:
+            self.grad[i] = meanfield.saturate_grad(self.grad[i])
+        return g
+
+    def _backward_row(self, i: int, g: Grad) -> Grad:
         row, kind, h = self.rows[i], self.rows[i].type, self.rows[i].hyper
         if isinstance(g, tuple):
             if kind in ("flatten", "identity"):

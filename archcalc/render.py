@@ -102,17 +102,28 @@ def to_json(analysis: Analysis) -> str:
 
 
 def _short(value: float | None) -> str:
-    return "--" if value is None else f"{value:.3g}"
+    from archcalc.propagation import variance_text
+
+    return "--" if value is None else variance_text(value)
+
+
+def _short4(value: float) -> str:
+    from archcalc.propagation import variance_text
+
+    return variance_text(value, 4)
 
 
 def init_verdict(analysis: Analysis) -> str:
     """One line for `archcalc analyze`: the recommended init against PyTorch's default."""
+    from archcalc.init import is_weighted
     from archcalc.propagation import propagate
 
     if analysis.symbolic:
         return (
             "init: symbolic spec: `archcalc init` shows each layer's variance factor as a formula"
         )
+    if not any(is_weighted(row) for row in analysis.rows):
+        return "init: no weighted layers"
     recommended = propagate(analysis, "recommended")
     if not recommended.layers:
         return "init: no weighted layers"
@@ -122,13 +133,13 @@ def init_verdict(analysis: Analysis) -> str:
         return p.verdict.split(": ", 1)[1].split(": pre-activation")[0]
 
     return (f"init: recommended -> {state(recommended)} (output variance "
-            f"{recommended.output_variance:.3g}); PyTorch default -> {state(default)} "
-            f"(output variance {default.output_variance:.3g}); details: archcalc init")  # fmt: skip
+            f"{_short(recommended.output_variance)}); PyTorch default -> {state(default)} "
+            f"(output variance {_short(default.output_variance)}); details: archcalc init")  # fmt: skip
 
 
 def init_table(analysis: Analysis, scheme: str) -> str:
     """The `archcalc init` report: a row per weighted layer, the code to apply, a verdict."""
-    from archcalc.init import recommend
+    from archcalc.init import recommend, variance_factor, weight_variance
 
     recs = recommend(analysis)
     symbolic = analysis.symbolic
@@ -138,13 +149,13 @@ def init_table(analysis: Analysis, scheme: str) -> str:
 
         prediction = propagate(analysis, scheme)
     header = ["Path", "Type", "Activation", "fan_in", "fan_out", "Recommended", "std", "bound"]
-    header += ["Factor"] if symbolic else ["Fwd var", "Bwd var", "Bwd norm", "Flag"]
+    header += ["Var[w]", "Factor"] if symbolic else ["Fwd var", "Bwd var", "Bwd norm", "Flag"]
     body = []
     for i, rec in enumerate(recs):
         cells = [rec.row.path, rec.row.type, rec.activation, number(rec.fans.fan_in),
                  number(rec.fans.fan_out), rec.scheme, _value(rec.std), _value(rec.bound)]  # fmt: skip
         if prediction is None:
-            cells.append(to_text(_factor(rec)))
+            cells += [_value(weight_variance(rec, scheme)), to_text(variance_factor(rec, scheme))]
         else:
             layer = prediction.layers[i]
             cells += [_short(layer.forward), _short(layer.backward), _short(layer.backward_norm),
@@ -157,19 +168,19 @@ def init_table(analysis: Analysis, scheme: str) -> str:
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()  # fmt: skip
 
     rule = "=" * (sum(widths) + 2 * (len(widths) - 1))
-    title = f"{analysis.spec.name}   init: {'symbolic' if symbolic else scheme}"
+    title = f"{analysis.spec.name}   init: {scheme}{' (symbolic)' if symbolic else ''}"
     out = [rule, title, rule, line(header), "-" * len(rule), *map(line, body), rule]
     if prediction is not None:
         out.append(prediction.verdict)
-        out.append(f"output variance {prediction.output_variance:.4g} (course's product formula: "
-                   f"{prediction.output_variance_product:.4g}); gradient at the input "
-                   f"{prediction.input_gradient:.4g}")  # fmt: skip
+        out.append(f"output variance {_short4(prediction.output_variance)} (course's product "
+                   f"formula: {_short4(prediction.output_variance_product)}); gradient at the input "
+                   f"{_short4(prediction.input_gradient)}")  # fmt: skip
         out.append("Fwd var: pre-activation variance (input: 1); Bwd var: gradient variance at the "
                    "layer's input (output: 1); Bwd norm: its squared norm relative to the output "
                    "gradient's (flags use Fwd var and Bwd norm, healthy in [0.01, 100])")  # fmt: skip
     else:
-        out.append("factor = G0·fan_in·Var[w] per layer (1 keeps the variance); give every symbol "
-                   "a value (--set) for the full prediction")  # fmt: skip
+        out.append(f"Var[w] under {scheme}; factor = G0·fan_in·Var[w] per layer (1 keeps the "
+                   "variance); give every symbol a value (--set) for the full prediction")  # fmt: skip
     out += ["", "apply (PyTorch, then Keras):"]
     for code, paths in _grouped(recs, lambda r: (r.torch, r.keras)):
         out.append(f"  {paths}: {code[0]}")
@@ -187,12 +198,6 @@ def init_table(analysis: Analysis, scheme: str) -> str:
 
 def _value(value) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) else number(value)
-
-
-def _factor(rec):
-    import sympy
-
-    return sympy.nsimplify(rec.g0) * rec.fans.forward * rec.variance
 
 
 def _grouped(recs, key) -> list[tuple]:

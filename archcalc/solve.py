@@ -155,6 +155,16 @@ def solve(spec: Any, unknowns: list[str], where: list[str], ranges: dict[str, tu
             )
         if name in values:
             raise ArchcalcError(f"{name} is both solved for and set")
+    free = [name for name, default in spec.symbols.items()
+            if default is None and name not in unknowns and name not in values]  # fmt: skip
+    if free:
+        listed = ", ".join(free)
+        raise ArchcalcError(
+            f"cannot solve for {', '.join(unknowns)} while {listed} "
+            f"{'have' if len(free) > 1 else 'has'} no value: give "
+            f"{'them' if len(free) > 1 else 'it'} with --set NAME=VALUE, or solve for "
+            f"{'them' if len(free) > 1 else 'it'} too (--for)"
+        )
     constraints = [parse_constraint(text) for text in where]
     if not constraints:
         raise ArchcalcError("give at least one constraint (--where)")

@@ -106,7 +106,9 @@ def test_residual_stream_law_matches_a_simulated_reflected_random_walk():
     xs = [max(rng.gauss(0, math.sqrt(2)), 0.0) for _ in range(40_000)]
     for _ in range(8):
         law = tuple((w, mu, v + 1.0) for w, mu, v in state.law)
-        state, _ = activation("relu", {}, Moments(state.mean, state.m2 + 1, state.mean**2, law=law))
+        state, _ = activation(
+            "relu", {}, Moments(state.mean, state.m2 + 1, state.mean**2, law_source=law)
+        )
         xs = [max(x + rng.gauss(0, 1), 0.0) for x in xs]
     mean = sum(xs) / len(xs)
     m2 = sum(x * x for x in xs) / len(xs)
