@@ -9,10 +9,10 @@
 ((6, 24, 24), 89856, 156)
 """
 
-from archcalc.analysis import Analysis, Row, analyze
 from archcalc.errors import ArchcalcError, SpecWarning
-from archcalc.loader import load_spec
-from archcalc.spec import Spec
+from archcalc.language.loader import load_spec
+from archcalc.language.spec import Spec
+from archcalc.quantities.analysis import Analysis, Row, analyze
 
 __version__ = "0.1.0"
 __all__ = ["Analysis", "ArchcalcError", "Row", "Spec", "SpecWarning", "analyze", "load_spec"]

@@ -175,8 +175,8 @@ def _version() -> str:
 
 
 def _analysis(args: argparse.Namespace, parser: argparse.ArgumentParser):
-    from archcalc.analysis import analyze
-    from archcalc.loader import load_spec
+    from archcalc.language.loader import load_spec
+    from archcalc.quantities.analysis import analyze
 
     spec = load_spec(Path(args.spec), file=args.spec)
     values = dict(args.values)
@@ -199,7 +199,7 @@ def _note_expectations(args: argparse.Namespace, analysis, spec, values: dict) -
     --set or --symbolic overriding a default they are reported as notes, because the
     entries were written for the defaults.
     """
-    from archcalc.expectations import check_expectations
+    from archcalc.quantities.expectations import check_expectations
 
     overridden = args.symbolic or any(spec.symbols.get(k) != v for k, v in values.items())
     args.expect_failures = [str(m) for m in check_expectations(analysis, decided_only=True)]
@@ -227,7 +227,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from archcalc import render
+    from archcalc.render import tables as render
 
     analysis = _analysis(args, parser)
     fmt = "json" if args.json else args.format
@@ -239,7 +239,7 @@ def _analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from archcalc.explain import explain
+    from archcalc.questions.explain import explain
 
     analysis = _analysis(args, parser)
     try:
@@ -250,19 +250,19 @@ def _explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _schema(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from archcalc.spec import Spec
+    from archcalc.language.spec import Spec
 
     sys.stdout.write(json.dumps(Spec.model_json_schema(), indent=args.indent) + "\n")
     return 0
 
 
 def _init(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from archcalc import render
+    from archcalc.render import tables as render
 
     _schemes(args.scheme, parser, "--scheme")
     analysis = _analysis(args, parser)
     if args.plot:
-        from archcalc.plot import plot_schemes
+        from archcalc.render.plot import plot_schemes
 
         plot_schemes(analysis, args.plot)
     if args.json:
@@ -275,13 +275,13 @@ def _init(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _init_json(analysis, scheme: str) -> dict:
-    from archcalc.expr import to_text
-    from archcalc.init import recommend
-    from archcalc.propagation import propagate
+    from archcalc.init.propagation import propagate
+    from archcalc.init.recommend import recommend
+    from archcalc.language.expr import to_text
 
     if not analysis.symbolic:
         return {"spec": analysis.spec.name, **propagate(analysis, scheme).to_dict()}
-    from archcalc.init import variance_factor, weight_variance
+    from archcalc.init.recommend import variance_factor, weight_variance
 
     layers = []
     for rec in recommend(analysis):
@@ -299,13 +299,13 @@ def _init_json(analysis, scheme: str) -> dict:
 
 
 def _text_or_number(value):
-    from archcalc.expr import to_text
+    from archcalc.language.expr import to_text
 
     return value if isinstance(value, (int, float)) else to_text(value)
 
 
 def _style(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from archcalc.style import render, style_layers
+    from archcalc.questions.style import render, style_layers
 
     analysis = _analysis(args, parser)
     split = lambda text: [name.strip() for name in text.split(",") if name.strip()]  # noqa: E731
@@ -335,8 +335,8 @@ def _style(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _solve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from archcalc.loader import load_spec
-    from archcalc.solve import render, solve
+    from archcalc.language.loader import load_spec
+    from archcalc.questions.solve import render, solve
 
     unknowns = [name.strip() for name in args.unknowns.split(",") if name.strip()]
     default, ranges = (0, 1024), {}
@@ -383,7 +383,7 @@ def _non_negative(text: str) -> int:
 
 
 def _schemes(text: str | None, parser: argparse.ArgumentParser, flag: str) -> list[str] | None:
-    from archcalc.init import check_scheme
+    from archcalc.init.recommend import check_scheme
 
     if text is None:
         return None
@@ -421,9 +421,9 @@ def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _check(paths: Sequence[str], quiet: bool) -> int:
-    from archcalc.analysis import analyze
-    from archcalc.expectations import check_expectations
-    from archcalc.loader import load_spec
+    from archcalc.language.loader import load_spec
+    from archcalc.quantities.analysis import analyze
+    from archcalc.quantities.expectations import check_expectations
 
     failed = 0
     for path in paths:

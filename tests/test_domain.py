@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from archcalc import analyze
-from archcalc.expectations import check_expectations
+from archcalc.quantities.expectations import check_expectations
 from tests.conftest import SPECS
 
 # spec, layer path -> weights per neuron, output (channels first), neurons, connections, params

@@ -9,10 +9,10 @@ import mpmath
 import pytest
 
 from archcalc import analyze
-from archcalc.activations import moments
-from archcalc.gaussian import expect, hermite_rule, max_moments
-from archcalc.init import fans, recommend
-from archcalc.propagation import propagate
+from archcalc.init.activations import moments
+from archcalc.init.gaussian import expect, hermite_rule, max_moments
+from archcalc.init.propagation import propagate
+from archcalc.init.recommend import fans, recommend
 from tests.conftest import ROOT, SPECS, spec
 
 mpmath.mp.dps = 30
@@ -56,7 +56,7 @@ def test_quadrature_matches_mpmath(name, sigma, power):
 @pytest.mark.parametrize("name, alpha", [("elu", 1.0), ("selu", None)])
 @pytest.mark.parametrize("mu, var", [(0.0, 1.0), (0.5, 2.0), (-1.0, 0.25)])
 def test_kinked_activations_match_mpmath(name, alpha, mu, var):
-    from archcalc.activations import SELU_ALPHA, SELU_SCALE
+    from archcalc.init.activations import SELU_ALPHA, SELU_SCALE
 
     a, s = (alpha, 1.0) if name == "elu" else (SELU_ALPHA, SELU_SCALE)
     phi = lambda x: s * (x if x > 0 else a * (mpmath.exp(x) - 1))  # noqa: E731

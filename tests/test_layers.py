@@ -103,7 +103,7 @@ def test_layer_table(layer, shape, output, per_neuron, neurons, connections, par
 
 
 def test_every_builtin_type_is_in_the_table():
-    from archcalc.spec import BUILTIN_TYPES
+    from archcalc.language.spec import BUILTIN_TYPES
 
     covered = {case[0]["type"] for case in CASES} | {"residual", "concat", "repeat"}
     missing = set(BUILTIN_TYPES) - covered - {"conv_transpose1d", "conv_transpose3d", "maxpool3d",
@@ -187,7 +187,7 @@ def test_expressions_in_fields_and_input():
 
 
 def test_composite_expectations_sum_over_their_layers():
-    from archcalc.expectations import check_expectations
+    from archcalc.quantities.expectations import check_expectations
 
     layer = {
         "type": "residual",

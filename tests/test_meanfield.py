@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archcalc import analyze
-from archcalc.formulas import taps_in_bounds, windows_per_tap
-from archcalc.gaussian import max_moments
-from archcalc.meanfield import Moments, activation, border_factors, max_pool, pool_window_sizes
-from archcalc.propagation import propagate
+from archcalc.init.gaussian import max_moments
+from archcalc.init.meanfield import Moments, activation, border_factors, max_pool, pool_window_sizes
+from archcalc.init.propagation import propagate
+from archcalc.quantities.formulas import taps_in_bounds, windows_per_tap
 
 
 @settings(max_examples=300, deadline=None)

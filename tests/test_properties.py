@@ -8,7 +8,7 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 
 from archcalc import ArchcalcError, analyze, load_spec
-from archcalc.analysis import ROW_KEYS
+from archcalc.quantities.analysis import ROW_KEYS
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

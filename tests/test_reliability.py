@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from archcalc import analyze
 from archcalc.cli import main
 from archcalc.errors import ArchcalcError
-from archcalc.formulas import (
+from archcalc.quantities.formulas import (
     adaptive_window_counts,
     pool_output_size,
     taps_in_bounds,
@@ -177,7 +177,8 @@ def test_analyze_does_not_hang_on_huge_tensors(text, tmp_path):
 
 
 def test_no_propagation_without_weighted_layers(monkeypatch):
-    from archcalc import propagation, render
+    from archcalc.init import propagation
+    from archcalc.render import tables as render
 
     def fail(*args, **kwargs):
         raise AssertionError("propagate() called for a network without weights")
@@ -188,7 +189,7 @@ def test_no_propagation_without_weighted_layers(monkeypatch):
 
 
 def test_image_laws_are_computed_only_when_read():
-    from archcalc import meanfield
+    from archcalc.init import meanfield
 
     out, _ = meanfield.activation("relu", {}, meanfield.Moments.iid(0.0, 1.0))
     assert isinstance(out.law_source, meanfield.Deferred) and out.law_source.value is None

@@ -8,7 +8,7 @@ import pytest
 
 from archcalc import ArchcalcError
 from archcalc.cli import main
-from archcalc.solve import parse_constraint, solve
+from archcalc.questions.solve import parse_constraint, solve
 from tests.conftest import ROOT, SPECS
 
 CONV1 = ["conv1.output == [96, 55, 55]", "conv1.uncovered == 0"]
@@ -116,7 +116,7 @@ def test_solve_command(capsys, monkeypatch):
 
 def test_style_sizes_numeric_and_symbolic():
     from archcalc import analyze
-    from archcalc.style import style_layers
+    from archcalc.questions.style import style_layers
 
     layers = style_layers(
         analyze(SPECS / "zoo" / "vgg19.yaml"), ["conv4_2"], ["conv1_1", "conv5_1"]
@@ -135,7 +135,7 @@ def test_style_sizes_numeric_and_symbolic():
 
 def test_style_positional_names_work_without_names():
     from archcalc import analyze
-    from archcalc.style import find
+    from archcalc.questions.style import find
 
     net = analyze(SPECS / "zoo" / "vgg16.yaml")  # no conv names: found by position
     assert find(net, "conv3_2").output == (256, 56, 56)

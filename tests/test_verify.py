@@ -95,7 +95,7 @@ def test_he_2015_thirty_layers_learn_with_2_over_n_and_stall_with_1_over_n():
 
 
 def test_a_wrong_formula_fails_the_checks(monkeypatch):
-    import archcalc.formulas as formulas
+    import archcalc.quantities.formulas as formulas
 
     original = formulas.shared_parameters
     monkeypatch.setattr(
@@ -110,7 +110,7 @@ def test_a_wrong_formula_fails_the_checks(monkeypatch):
 
 
 def test_a_wrong_output_size_fails_the_shape_check(monkeypatch):
-    import archcalc.formulas as formulas
+    import archcalc.quantities.formulas as formulas
 
     original = formulas.conv_output_size
     monkeypatch.setattr(
@@ -122,7 +122,7 @@ def test_a_wrong_output_size_fails_the_shape_check(monkeypatch):
 
 
 def test_a_wrong_variance_model_fails_the_init_check(monkeypatch):
-    import archcalc.activations as activations
+    import archcalc.init.activations as activations
 
     monkeypatch.setattr(activations, "_relu_moments", lambda mu, sigma: (0.0, sigma * sigma, 1.0))
     activations.moments.cache_clear()

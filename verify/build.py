@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from archcalc.analysis import Analysis, Item, Row, analyze
 from archcalc.errors import ArchcalcError
+from archcalc.quantities.analysis import Analysis, Item, Row, analyze
 
 
 class Chain(nn.Module):

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from archcalc.analysis import Analysis, Row
-from archcalc.expr import product
+from archcalc.language.expr import product
+from archcalc.quantities.analysis import Analysis, Row
 
 #: Layer types whose arithmetic torch's FlopCounterMode does not count (archcalc: 0 MACs too).
 FLOP_COUNTER_IGNORES = "pooling, normalisation, dropout, activations, flatten"

@@ -27,9 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from archcalc.analysis import Analysis
-from archcalc.init import recommend
-from archcalc.propagation import propagate
+from archcalc.init.propagation import propagate
+from archcalc.init.recommend import recommend
+from archcalc.quantities.analysis import Analysis
 from verify.checks import Check
 
 BASE_TOLERANCE = math.log(1.25)

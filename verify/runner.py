@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
-from archcalc.analysis import Analysis, analyze
 from archcalc.errors import ArchcalcError
-from archcalc.expr import product
-from archcalc.init import SCHEMES
-from archcalc.loader import load_spec
-from archcalc.propagation import propagate
+from archcalc.init.propagation import propagate
+from archcalc.init.recommend import SCHEMES
+from archcalc.language.expr import product
+from archcalc.language.loader import load_spec
+from archcalc.quantities.analysis import Analysis, analyze
 from verify.build import build
 from verify.checks import Check, mac_checks, param_checks, shape_checks, torchinfo_checks
 from verify.initcheck import apply_scheme, init_checks

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from archcalc.analysis import Analysis
-from archcalc.style import StyleLayer
+from archcalc.quantities.analysis import Analysis
+from archcalc.questions.style import StyleLayer
 from verify.build import build
 
 

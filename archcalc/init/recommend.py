@@ -3,7 +3,7 @@
 For each convolution, transposed convolution and linear layer: the true
 fan-in and fan-out (and PyTorch's, where they differ), the activation that
 follows it, its gains, and the recommended initial distribution with the code
-that applies it in PyTorch and Keras. :mod:`archcalc.propagation` predicts what
+that applies it in PyTorch and Keras. :mod:`archcalc.init.propagation` predicts what
 each scheme does to signals and gradients.
 
 >>> from archcalc import analyze
@@ -20,10 +20,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from archcalc import activations
-from archcalc.analysis import Analysis, Item, Row
 from archcalc.errors import ArchcalcError
-from archcalc.expr import product, to_text
+from archcalc.init import activations
+from archcalc.language.expr import product, to_text
+from archcalc.quantities.analysis import Analysis, Item, Row
 
 SCHEMES = ("recommended", "kaiming", "xavier", "lecun", "torch_default")
 #: Layer types the init looks through when finding the activation after a weighted layer.

@@ -3,7 +3,7 @@
 For a pre-activation ``x ~ N(mu, sigma²)``, :func:`moments` gives ``E[φ(x)]``,
 ``E[φ(x)²]`` (what the next layer's weights multiply) and ``E[φ'(x)²]`` (what
 gradients are multiplied by on the way back): closed forms for the
-piecewise-linear ones, quadrature (:mod:`archcalc.gaussian`) for the rest.
+piecewise-linear ones, quadrature (:mod:`archcalc.init.gaussian`) for the rest.
 
 >>> moments("relu", 0.0, 4.0)          # ReLU halves the second moment
 (0.7978845608028654, 2.0, 0.5)
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Callable
 
-from archcalc.gaussian import cdf, density, expect
+from archcalc.init.gaussian import cdf, density, expect
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946

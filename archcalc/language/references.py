@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-from archcalc import expr
 from archcalc.errors import ArchcalcError
+from archcalc.language import expr
 
 if TYPE_CHECKING:
-    from archcalc.spec import Spec
+    from archcalc.language.spec import Spec
 
 #: Fields of a BlockCall that are not block parameters.
 CALL_FIELDS = frozenset({"type", "name", "expect"})
@@ -49,7 +49,7 @@ def expressions(layer) -> Iterator[tuple[str, str]]:
 
 def check_references(spec: Spec) -> None:
     """Raise ArchcalcError for the first reference problem in ``spec``."""
-    from archcalc.spec import BUILTIN_TYPES
+    from archcalc.language.spec import BUILTIN_TYPES
 
     for name in list(spec.symbols) + [p for block in spec.blocks.values() for p in block.params]:
         if name in expr.RESERVED_NAMES:
@@ -88,7 +88,7 @@ def check_references(spec: Spec) -> None:
 def _check_names(text: str, scope: frozenset[str], path: str, index: int | None = None) -> None:
     unknown = sorted(expr.names(expr.parse(text)) - scope)
     if unknown:
-        from archcalc.spec import suggest
+        from archcalc.language.spec import suggest
 
         declared = ", ".join(sorted(scope)) or "none"
         where = f"{path}[{index}]" if index is not None else path
@@ -100,7 +100,7 @@ def _check_names(text: str, scope: frozenset[str], path: str, index: int | None 
 
 
 def _check_list(spec: Spec, layers: list, prefix: str, scope: frozenset, calls: set) -> None:
-    from archcalc.spec import BUILTIN_TYPES, suggest
+    from archcalc.language.spec import BUILTIN_TYPES, suggest
 
     for index, layer in enumerate(layers):
         path = f"{prefix}[{index}]"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from archcalc import expr
-from archcalc.analysis import Analysis, Item
-from archcalc.layers import shape_text
+from archcalc.language import expr
+from archcalc.quantities.analysis import Analysis, Item
+from archcalc.quantities.layers import shape_text
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from archcalc.analysis import Analysis, Row
-from archcalc.expr import to_text
-from archcalc.layers import shape_text
+from archcalc.language.expr import to_text
+from archcalc.quantities.analysis import Analysis, Row
+from archcalc.quantities.layers import shape_text
 
 COLUMNS = ("Path", "Layer", "Output shape", "W/neuron", "Neurons", "Connections", "Params", "MACs")
 _NUMERIC = ("weights_per_neuron", "neurons", "connections", "params", "macs")
@@ -102,21 +102,21 @@ def to_json(analysis: Analysis) -> str:
 
 
 def _short(value: float | None) -> str:
-    from archcalc.propagation import variance_text
+    from archcalc.init.propagation import variance_text
 
     return "--" if value is None else variance_text(value)
 
 
 def _short4(value: float) -> str:
-    from archcalc.propagation import variance_text
+    from archcalc.init.propagation import variance_text
 
     return variance_text(value, 4)
 
 
 def init_verdict(analysis: Analysis) -> str:
     """One line for `archcalc analyze`: the recommended init against PyTorch's default."""
-    from archcalc.init import is_weighted
-    from archcalc.propagation import propagate
+    from archcalc.init.propagation import propagate
+    from archcalc.init.recommend import is_weighted
 
     if analysis.symbolic:
         return (
@@ -139,13 +139,13 @@ def init_verdict(analysis: Analysis) -> str:
 
 def init_table(analysis: Analysis, scheme: str) -> str:
     """The `archcalc init` report: a row per weighted layer, the code to apply, a verdict."""
-    from archcalc.init import recommend, variance_factor, weight_variance
+    from archcalc.init.recommend import recommend, variance_factor, weight_variance
 
     recs = recommend(analysis)
     symbolic = analysis.symbolic
     prediction = None
     if not symbolic:
-        from archcalc.propagation import propagate
+        from archcalc.init.propagation import propagate
 
         prediction = propagate(analysis, scheme)
     header = ["Path", "Type", "Activation", "fan_in", "fan_out", "Recommended", "std", "bound"]

@@ -17,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from archcalc.errors import ArchcalcError
-from archcalc.spec import BUILTIN_TYPES, UNION_TAGS, Spec, suggest
+from archcalc.language.spec import BUILTIN_TYPES, UNION_TAGS, Spec, suggest
 
 MAX_FILE_BYTES = 5_000_000
 #: Nodes of the document with every YAML alias expanded (a 10,000-layer chain has ~40,000).

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from archcalc import expr
 from archcalc.errors import ArchcalcError, SpecWarning
-from archcalc.layers import Answer, Note, answer, shape_text
-from archcalc.loader import load_spec
-from archcalc.references import child_lists
-from archcalc.spec import BUILTIN_TYPES, FIELD_MINIMUM, Spec
+from archcalc.language import expr
+from archcalc.language.loader import load_spec
+from archcalc.language.references import child_lists
+from archcalc.language.spec import BUILTIN_TYPES, FIELD_MINIMUM, Spec
+from archcalc.quantities.layers import Answer, Note, answer, shape_text
 
 Value = expr.Value
 #: Leaf layers (and composites) a spec may expand to, repeats and blocks included.

@@ -13,7 +13,7 @@ widths (a 2,592 -> 256 layer shrinks it tenfold) without anything vanishing.
 The "product" mode replaces the exact maps by the
 course's linear gains G0 and G1, for comparison.
 
-What each tensor carries (:mod:`archcalc.meanfield`): mean, E[x²] and the
+What each tensor carries (:mod:`archcalc.init.meanfield`): mean, E[x²] and the
 part constant over a channel (what batch norm removes and pooling keeps);
 for a residual stream its non-Gaussian law; for a concatenation its channel
 groups. Backward, a residual stream keeps E[G² | stream value], because a
@@ -40,19 +40,19 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from archcalc import activations, meanfield
-from archcalc.analysis import Analysis, Item, Row, analyze
 from archcalc.errors import ArchcalcError
-from archcalc.expr import product
-from archcalc.init import (
+from archcalc.init import activations, meanfield
+from archcalc.init.meanfield import Grad, Law, Moments, grad_add, grad_mean
+from archcalc.init.recommend import (
     ACTIVATIONS,
     Recommendation,
     fans,
     is_weighted,
     scheme_variance,
 )
-from archcalc.init import recommend as recommend_all
-from archcalc.meanfield import Grad, Law, Moments, grad_add, grad_mean
+from archcalc.init.recommend import recommend as recommend_all
+from archcalc.language.expr import product
+from archcalc.quantities.analysis import Analysis, Item, Row, analyze
 
 HEALTHY = (1e-2, 1e2)
 
@@ -536,6 +536,6 @@ def _window(row: Row) -> tuple[float, float]:
 
 
 def _max_moments(window: float) -> tuple[float, float]:
-    from archcalc.gaussian import max_moments
+    from archcalc.init.gaussian import max_moments
 
     return max_moments(max(1, round(window)))

@@ -21,12 +21,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from archcalc import expr
-from archcalc import formulas as f
-from archcalc.analysis import Analysis, analyze
 from archcalc.errors import ArchcalcError
-from archcalc.loader import load_spec
-from archcalc.spec import Spec
+from archcalc.language import expr
+from archcalc.language.loader import load_spec
+from archcalc.language.spec import Spec
+from archcalc.quantities import formulas as f
+from archcalc.quantities.analysis import Analysis, analyze
 
 QUANTITIES = (
     "output",

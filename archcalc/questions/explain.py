@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from archcalc.analysis import Analysis, Row
-from archcalc.expr import is_symbolic, product, to_text
-from archcalc.layers import shape_text
-from archcalc.render import number
+from archcalc.language.expr import is_symbolic, product, to_text
+from archcalc.quantities.analysis import Analysis, Row
+from archcalc.quantities.layers import shape_text
+from archcalc.render.tables import number
 
 _DIM_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 _IN_LETTERS = {1: ("J",), 2: ("J", "K"), 3: ("D", "J", "K")}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from archcalc.analysis import Analysis
 from archcalc.errors import ArchcalcError
+from archcalc.quantities.analysis import Analysis
 
 PLOTTED = ("recommended", "kaiming", "xavier", "lecun", "torch_default")
 
@@ -19,7 +19,7 @@ def plot_schemes(analysis: Analysis, path: str) -> None:
         raise ArchcalcError(
             "--plot needs matplotlib: pip install 'archcalc[plot]' (or pip install matplotlib)"
         ) from None
-    from archcalc.propagation import HEALTHY, propagate
+    from archcalc.init.propagation import HEALTHY, propagate
 
     figure, (forward, backward) = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
     for scheme in PLOTTED:

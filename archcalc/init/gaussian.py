@@ -7,7 +7,7 @@ integrand varies on a scale much finer than sigma (tanh' at large variance),
 so kinked integrands (ELU/SELU derivatives jump at 0) and large sigmas use a
 composite Gauss-Legendre rule whose panels break at the kink, on the
 Gaussian's scale and on the activation's unit scale. Piecewise-linear
-activations have closed forms (:mod:`archcalc.activations`), which the tests
+activations have closed forms (:mod:`archcalc.init.activations`), which the tests
 hold these rules against, together with high-precision mpmath values.
 
 >>> round(expect(lambda x: x * x, 0.0, 1.0), 12)

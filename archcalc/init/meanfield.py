@@ -37,10 +37,10 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
-from archcalc import activations
-from archcalc.expr import product
-from archcalc.formulas import adaptive_window_counts, window_counts, windows_per_tap
-from archcalc.gaussian import cdf, density, expect, hermite_rule, legendre_rule
+from archcalc.init import activations
+from archcalc.init.gaussian import cdf, density, expect, hermite_rule, legendre_rule
+from archcalc.language.expr import product
+from archcalc.quantities.formulas import adaptive_window_counts, window_counts, windows_per_tap
 
 #: Increasing activations: max pooling commutes with them.
 INCREASING = frozenset({"relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid", "identity"})

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from archcalc import expr
-from archcalc.analysis import Analysis, Row
 from archcalc.errors import ArchcalcError
-from archcalc.expr import product, to_text
+from archcalc.language import expr
+from archcalc.language.expr import product, to_text
+from archcalc.quantities.analysis import Analysis, Row
 
 
 @dataclass(frozen=True)

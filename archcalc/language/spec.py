@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from archcalc import expr
 from archcalc.errors import ArchcalcError
+from archcalc.language import expr
 
 # ----------------------------------------------------------------------------- field types
 
@@ -456,7 +456,7 @@ class Spec(_Model):
 
     @model_validator(mode="after")
     def _check_names(self) -> "Spec":
-        from archcalc.references import check_references
+        from archcalc.language.references import check_references
 
         check_references(self)
         return self

@@ -5,7 +5,7 @@ hyperparameters ``h`` (ints or sympy values, one per spatial dimension where
 it applies) and the input shape: the output shape, the fan-in and fan-out of
 weighted layers, the parameter count and the MACs. The quantities derived
 from those (weights per neuron, neurons, connections) are computed once, in
-:func:`answer`. All arithmetic goes through :mod:`archcalc.formulas`.
+:func:`answer`. All arithmetic goes through :mod:`archcalc.quantities.formulas`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from archcalc import formulas as f
 from archcalc.errors import ArchcalcError, SpecWarning
-from archcalc.expr import (
+from archcalc.language.expr import (
     Value,
     at_least,
     condition_text,
@@ -25,6 +24,7 @@ from archcalc.expr import (
     product,
     to_text,
 )
+from archcalc.quantities import formulas as f
 
 Shape = tuple  # of Values, channels first, no batch
 _SHAPE_NAMES = {1: "[F]", 2: "[C, L]", 3: "[C, H, W]", 4: "[C, D, H, W]"}

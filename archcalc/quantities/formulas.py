@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from archcalc.expr import Value, ceil_div, exact_div, floor_div, product
+from archcalc.language.expr import Value, ceil_div, exact_div, floor_div, product
 
 
 def conv_output_size(n: Value, k: Value, s: Value = 1, p: Value = 0, d: Value = 1) -> Value:
