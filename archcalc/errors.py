@@ -43,6 +43,8 @@ class SpecWarning:
 
     path: str
     message: str
+    #: "padding" for a stride that leaves only padding unused (collapsed in summaries).
+    kind: str = ""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"

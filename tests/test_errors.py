@@ -20,7 +20,7 @@ ERRORS = [
     (spec([{**CONV, "dilation": [1, 0]}]), r"^layers\[0\]\.dilation: expected an integer >= 1"),
     (spec([{**CONV, "padding": -1}]), r"^layers\[0\]\.padding: expected an integer >= 0 .*Received: padding=-1$"),
     (spec([{**CONV, "stride": True}]), r"Received: stride=True$"),
-    (spec([{**CONV, "activation": "rellu"}]), r"^layers\[0\]\.activation: Input should be 'relu'.*Received: activation='rellu' \(did you mean 'relu'\?\)$"),
+    (spec([{**CONV, "activation": "rellu"}]), r"^layers\[0\]\.activation: unknown activation 'rellu' \(did you mean 'relu'\?\); expected one of relu, leaky_relu, .*$"),
     (spec([{"type": "relu", "negative_slope": 0.1}]), r"^layers\[0\]: negative_slope applies to leaky_relu only, not relu$"),
     (spec([{"type": "dropout", "p": 1.5}]), r"^layers\[0\]\.p: Input should be less than 1"),
     ({"input": [3], "layers": [{"type": "relu"}]}, r"^name: missing required field 'name'$"),
@@ -41,11 +41,11 @@ ERRORS = [
     (spec([{**CONV, "in_channels": 4}]), r"^layers\[0\]\.in_channels: in_channels=4 but the input has 3 channels \(\[3, 32, 32\]\)$"),
     (spec([{**CONV, "groups": 2}]), r"^layers\[0\]\.groups: in_channels=3 must be divisible by groups=2$"),
     (spec([{**CONV, "out_channels": 5, "groups": 3}]), r"^layers\[0\]\.groups: out_channels=5 must be divisible by groups=3$"),
-    (spec([{**CONV, "padding": "same", "stride": 2}]), r"^layers\[0\]\.padding: padding='same' is not supported for strided convolutions \(as in PyTorch\)\. Received: stride=\[2, 2\]$"),
+    (spec([{**CONV, "padding": "same", "stride": 2}]), r"^layers\[0\]\.padding: padding='same' is not supported for strided convolutions \(as in PyTorch; 'same_upper' gives TensorFlow's SAME for any stride\)\. Received: stride=\[2, 2\]$"),
     (spec([{**CONV, "kernel_size": [3, 3, 3]}]), r"^layers\[0\]\.kernel_size: expected 1 or 2 values for conv2d\. Received: kernel_size=\[3, 3, 3\]$"),
     (spec([{**CONV, "stride": "s - 1"}], symbols={"s": 1}), r"^layers\[0\]\.stride: expected stride >= 1\. Received: stride='s - 1' = 0$"),
-    (spec([{"type": "linear", "out_features": 4}]), r"^layers\[0\]: linear needs an input of shape \[F\] \(add \{type: flatten\} before it\)\. Received: input \[3, 32, 32\]$"),
-    (spec([{"type": "flatten"}, {"type": "linear", "out_features": 4, "in_features": 100}]), r"^layers\[1\]\.in_features: in_features=100 but the input has 3072 features$"),
+    (spec([{"type": "rbf", "out_features": 4}]), r"^layers\[0\]: rbf needs an input of shape \[F\]\. Received: input \[3, 32, 32\]$"),
+    (spec([{"type": "flatten"}, {"type": "linear", "out_features": 4, "in_features": 100}]), r"^layers\[1\]\.in_features: in_features=100 but the input has 3072 features \(3·32·32\)$"),
     (spec([CONV], [3, 32]), r"^layers\[0\]: conv2d needs an input of shape \[C, H, W\]\. Received: input \[3, 32\]$"),
     (spec([{"type": "maxpool2d", "kernel_size": 3, "padding": 2}]), r"^layers\[0\]\.padding: padding must be at most half the kernel size \(as in PyTorch\)\. Received: padding=2, kernel_size=3$"),
     (spec([{"type": "conv_transpose2d", "out_channels": 2, "kernel_size": 3, "stride": 2, "output_padding": 2}]), r"output_padding must be smaller than either stride or dilation"),
@@ -54,7 +54,7 @@ ERRORS = [
     (spec([{**CONV, "connection_table": [[0, 1]] * 4, "groups": 2}], [4, 8, 8]), r"^layers\[0\]\.groups: a connection_table replaces groups; use groups = 1$"),
     (spec([{**CONV, "connection_table": [[0, 1]] * 3}]), r"^layers\[0\]\.connection_table: expected one entry per output map \(4\)\. Received: 3 entries$"),
     (spec([{**CONV, "connection_table": [[0, 1], [2], [3], [1, 1]]}]), r"^layers\[0\]\.connection_table: entry 2 must list distinct input maps in 0\.\.2\. Received: \[3\]$"),
-    (spec([{"type": "batchnorm2d", "num_features": 4}]), r"^layers\[0\]\.num_features: num_features=4 but the input has 3 channels$"),
+    (spec([{"type": "batchnorm2d", "num_features": 4}]), r"^layers\[0\]\.num_features: num_features=4 but the input has 3 channels \(\[3, 32, 32\]\)$"),
     (spec([{"type": "layernorm", "normalized_shape": [31]}]), r"^layers\[0\]\.normalized_shape: normalized_shape=\[31\] must equal the trailing dimensions of the input \[3, 32, 32\]$"),
     (spec([{"type": "repeat", "times": "n", "layers": [{"type": "relu"}]}], symbols={"n": None}), r"^layers\[0\]\.times: repeat count must be a number, not n; give the symbol a value"),
     (spec([{"type": "repeat", "times": 10**12, "layers": [{"type": "relu"}]}]), r"^layers\[0\]: the network expands to more than 100,000 layers"),
@@ -140,10 +140,16 @@ def test_warnings_uncovered_rows_and_large_padding():
     ]
     a = analyze(spec([{"type": "maxpool1d", "kernel_size": 2, "stride": 3}], [1, 10]))
     assert [w.message for w in a.warnings] == [
-        "(10 - 2)/3 = 2.667: the last 2 positions of the padded input are never covered "
+        "(10 - 2)/3 = 8/3: the last 2 positions of the padded input are never covered "
         "(2 of them input, not padding)"
     ]
     assert analyze("specs/alexnet.yaml").warnings == []
+    a = analyze(spec([{"type": "linear", "out_features": 4}]))  # legal in PyTorch: last dimension
+    assert a.output == (3, 32, 4)
+    assert [w.message for w in a.warnings] == [
+        "linear acts on the last dimension of [3, 32, 32] (as torch.nn.Linear does); to connect "
+        "every input, add {type: flatten} before it"
+    ]
 
 
 def test_symbolic_conditions_become_assumptions():

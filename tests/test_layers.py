@@ -83,6 +83,48 @@ CASES = [
     *[({"type": kind}, [7], (7,), None, None, None, 0, 0)
       for kind in ("relu", "tanh", "sigmoid", "gelu", "elu", "selu", "softmax", "identity", "leaky_relu")],
     ({"type": "leaky_relu", "negative_slope": 0.2}, [3], (3,), None, None, None, 0, 0),
+    # per-side padding: H = 10 + 1 + 2 - 3 + 1 = 11, W = 10 + 0 + 1 - 3 + 1 = 9
+    ({"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": [[1, 2], [0, 1]]}, [3, 10, 10],
+     (4, 11, 9), 28, 396, 396 * 28, 112, 396 * 27),
+    # TensorFlow SAME at stride 2: ceil(224/2) = 112 (pads 2 before, 3 after)
+    ({"type": "conv2d", "out_channels": 64, "kernel_size": 7, "stride": 2, "padding": "same_upper"},
+     [3, 224, 224], (64, 112, 112), 148, 802816, 802816 * 148, 9472, 802816 * 147),
+    ({"type": "conv2d", "out_channels": 8, "kernel_size": 2, "stride": 2, "padding": "same_lower"},
+     [3, 7, 7], (8, 4, 4), 13, 128, 128 * 13, 104, 128 * 12),
+    # linear on tokens (the last dimension): ViT's MLP, 197 tokens of 768 -> 3072
+    ({"type": "linear", "out_features": 3072}, [197, 768], (197, 3072), 769, 605184, 605184 * 769,
+     3072 * 769, 605184 * 768),
+    # self-attention, ViT-B/16: 4E² + 4E parameters; 4·L·E² + 2·L²·E MACs
+    ({"type": "multihead_attention", "num_heads": 12}, [197, 768], (197, 768), None, None, None,
+     2362368, 4 * 197 * 768**2 + 2 * 197**2 * 768),
+    ({"type": "instance_norm2d", "affine": True}, [8, 5, 5], (8, 5, 5), None, None, None, 16, 0),
+    ({"type": "instance_norm1d"}, [8, 5], (8, 5), None, None, None, 0, 0),
+    ({"type": "group_norm", "num_groups": 4}, [8, 5, 5], (8, 5, 5), None, None, None, 16, 0),
+    ({"type": "prelu", "num_parameters": 8}, [8, 5, 5], (8, 5, 5), None, None, None, 8, 0),
+    ({"type": "prelu"}, [8, 5, 5], (8, 5, 5), None, None, None, 1, 0),
+    ({"type": "stochastic_depth", "p": 0.2}, [8, 5, 5], (8, 5, 5), None, None, None, 0, 0),
+    *[({"type": kind}, [7, 2], (7, 2), None, None, None, 0, 0)
+      for kind in ("relu6", "hardswish", "hardsigmoid", "silu", "mish", "softplus", "hardtanh",
+                   "log_softmax")],
+    ({"type": "softmax", "dim": -1}, [7, 2], (7, 2), None, None, None, 0, 0),
+    ({"type": "flatten", "start_dim": 1}, [8, 5, 5], (8, 25), None, None, None, 0, 0),
+    ({"type": "reshape", "shape": [8, -1]}, [8, 5, 5], (8, 25), None, None, None, 0, 0),
+    ({"type": "permute", "dims": [1, 2, 0]}, [8, 5, 6], (5, 6, 8), None, None, None, 0, 0),
+    ({"type": "transpose", "dim0": 0, "dim1": 1}, [768, 196], (196, 768), None, None, None, 0, 0),
+    ({"type": "unsqueeze", "dim": 0}, [8], (1, 8), None, None, None, 0, 0),
+    ({"type": "narrow", "dim": 0, "start": 0, "length": 1}, [197, 768], (1, 768), None, None, None, 0, 0),
+    ({"type": "channel_shuffle", "groups": 2}, [8, 5, 5], (8, 5, 5), None, None, None, 0, 0),
+    ({"type": "upsample", "scale_factor": 2}, [8, 5, 5], (8, 10, 10), None, None, None, 0, 0),
+    ({"type": "upsample", "size": [7, 9], "mode": "bilinear"}, [8, 5, 5], (8, 7, 9), None, None, None, 0, 0),
+    ({"type": "pixel_shuffle", "upscale_factor": 2}, [8, 5, 5], (2, 10, 10), None, None, None, 0, 0),
+    ({"type": "zero_pad", "padding": 1}, [3, 5, 5], (3, 7, 7), None, None, None, 0, 0),
+    ({"type": "zero_pad", "padding": [[0, 1], [2, 0]]}, [3, 5, 5], (3, 6, 7), None, None, None, 0, 0),
+    # U-Net's first skip: 136 cropped to 104 for the last up-convolution's 104
+    ({"type": "center_crop", "size": 104}, [64, 136, 136], (64, 104, 104), None, None, None, 0, 0),
+    ({"type": "mean", "dims": [1, 2]}, [8, 5, 5], (8,), None, None, None, 0, 0),
+    ({"type": "mean", "dims": [-1, -2], "keepdim": True}, [8, 5, 5], (8, 1, 1), None, None, None, 0, 0),
+    # a learned tensor reads no input: ViT's class token
+    ({"type": "parameter", "shape": [1, 768]}, [3, 224, 224], (1, 768), None, None, None, 768, 0),
 ]  # fmt: skip
 
 
@@ -105,10 +147,18 @@ def test_layer_table(layer, shape, output, per_neuron, neurons, connections, par
 def test_every_builtin_type_is_in_the_table():
     from archcalc.language.spec import BUILTIN_TYPES
 
-    covered = {case[0]["type"] for case in CASES} | {"residual", "concat", "repeat"}
+    covered = {case[0]["type"] for case in CASES} | {
+        "residual",
+        "concat",
+        "repeat",
+        "add",
+        "mul",
+        "matmul",
+    }  # tested in test_graph.py
     missing = set(BUILTIN_TYPES) - covered - {"conv_transpose1d", "conv_transpose3d", "maxpool3d",
                                               "avgpool3d", "batchnorm3d", "adaptive_avgpool3d",
-                                              "adaptive_maxpool1d", "adaptive_maxpool3d"}  # fmt: skip
+                                              "adaptive_maxpool1d", "adaptive_maxpool3d",
+                                              "instance_norm3d"}  # fmt: skip
     assert not missing
 
 

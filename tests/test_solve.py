@@ -68,7 +68,10 @@ def test_two_symbols_by_search():
         ("conv1.colour == 3", "unknown quantity 'colour' for layer 'conv1'"),
         ("loss == 3", "unknown quantity 'loss' for a total"),
         ("params == [1, 2]", "only a whole output shape compares with a list"),
-        ("params == __import__('os')", "only min, max, floor and ceil may be called"),
+        (
+            "params == __import__('os')",
+            "only min, max, floor, ceil and make_divisible may be called",
+        ),
         ("conv1.output == [1, 2", "unbalanced brackets"),
     ],
 )

@@ -114,7 +114,9 @@ def test_a_wrong_output_size_fails_the_shape_check(monkeypatch):
 
     original = formulas.conv_output_size
     monkeypatch.setattr(
-        formulas, "conv_output_size", lambda n, k, s=1, p=0, d=1: original(n, k, s, p, d) + 1
+        formulas,
+        "conv_output_size",
+        lambda n, k, s=1, p=0, d=1, e=None: original(n, k, s, p, d, e) + 1,
     )
     result = run(SPECS / "lenet5.yaml", steps=0, schemes=["recommended"], seeds=1, progress=False)
     bad = next(c for c in result.checks if c.name == "shape:layers[0]")

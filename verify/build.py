@@ -6,7 +6,9 @@ iteration ``layers[2][1].layers[0]`` is ``layers.2.1.layers.0``, a block
 call's ``layers[3].layers[0]`` is ``layers.3.layers.0``. An ``activation:``
 shorthand becomes a sibling module ``<index>_activation`` (module names may not
 contain dots); a residual's own activation is ``layers.4.activation``.
-``model.by_path`` maps every archcalc row path to its module.
+``model.by_path`` maps every archcalc row path to its module. The model runs the
+elaborated graph: each node's module reads the outputs of its input nodes, so
+any graph the spec language can say (named inputs, merges, several outputs) runs.
 """
 
 from __future__ import annotations
@@ -17,56 +19,9 @@ import torch
 from torch import nn
 
 from archcalc.errors import ArchcalcError
-from archcalc.quantities.analysis import Analysis, Item, Row, analyze
-
-
-class Chain(nn.Module):
-    """Modules applied in order; children named like the spec's list indices."""
-
-    def __init__(self, named: list[tuple[str, nn.Module]]):
-        super().__init__()
-        for name, module in named:
-            self.add_module(name, module)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for module in self.children():
-            x = module(x)
-        return x
-
-
-class Residual(nn.Module):
-    """``body(x) + shortcut(x)``, then an optional activation."""
-
-    def __init__(self, body: Chain, shortcut: Chain, activation: nn.Module | None):
-        super().__init__()
-        self.body, self.shortcut = body, shortcut
-        self.activation = activation
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.body(x) + self.shortcut(x)
-        return self.activation(out) if self.activation is not None else out
-
-
-class Concat(nn.Module):
-    """Branches on the same input, concatenated along channels (dim 1 with the batch)."""
-
-    def __init__(self, branches: list[Chain]):
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([branch(x) for branch in self.branches], dim=1)
-
-
-class Sequence(nn.Module):
-    """A block call or one iteration of a repeat: its own ``layers`` chain."""
-
-    def __init__(self, layers: Chain):
-        super().__init__()
-        self.layers = layers
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+from archcalc.graph.graph import Node
+from archcalc.quantities.analysis import Analysis, Row, analyze
+from verify import modules
 
 
 class TableConv2d(nn.Module):
@@ -148,18 +103,81 @@ class RBF(nn.Module):
         return (x * x).sum(1, keepdim=True) - 2 * x @ self.centres.T + (self.centres**2).sum(1)
 
 
-class SpecModel(nn.Module):
-    """The whole network; ``by_path`` maps archcalc row paths to leaf modules."""
+class Container(nn.Module):
+    """Holds modules under the names of a spec path (``layers.4.body.2``); never called."""
 
-    def __init__(self, analysis: Analysis, layers: Chain, by_path: dict[str, nn.Module]):
+    def forward(self, *args):  # pragma: no cover - only the graph calls modules
+        raise RuntimeError("a container of spec modules is not called")
+
+
+class SpecModel(nn.Module):
+    """The whole network, run as its graph: each node's module reads its input nodes' outputs.
+
+    Modules sit at their spec paths (``layers.4.body.2.weight``); ``by_path`` maps every
+    archcalc row path to its module, ``node_modules`` every node's path.
+    """
+
+    def __init__(self, analysis: Analysis):
         super().__init__()
-        self.layers = layers
+        graph = analysis.graph
         self.spec_name = analysis.spec.name
         self.input_shape = tuple(analysis.input)
-        self.by_path = by_path
+        self.layers = Container()
+        self.node_modules: dict[str, nn.Module] = {}
+        self.by_path: dict[str, nn.Module] = {}
+        self._plan: list[tuple[int, str, tuple[int, ...]]] = []
+        self._outputs = tuple(graph.outputs)
+        self.output_paths = [graph.nodes[i].path for i in graph.outputs]
+        self._slots = len(graph.nodes)
+        leaves = {node.path for node in graph.nodes}
+        for node in graph.nodes[1:]:
+            module = node_module(node, graph.nodes)
+            self._attach(node.path, module, leaves)
+            self.node_modules[node.path] = module
+            if node.shown:
+                self.by_path[node.path] = module
+            self._plan.append((node.id, node.path, node.inputs))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+    def _attach(self, path: str, module: nn.Module, leaves: set[str]) -> None:
+        names = module_names(path, leaves)
+        parent: nn.Module = self
+        for name in names[:-1]:
+            if not hasattr(parent, name) or name not in parent._modules:
+                parent.add_module(name, Container())
+            parent = parent._modules[name]
+        parent.add_module(names[-1], module)
+
+    def replace(self, path: str, module: nn.Module) -> nn.Module:
+        """Swap the module of the node at ``path``; returns the old one."""
+        old = self.node_modules[path]
+        names = module_names(path, set(self.node_modules))
+        parent: nn.Module = self
+        for name in names[:-1]:
+            parent = parent._modules[name]
+        parent._modules[names[-1]] = module
+        self.node_modules[path] = module
+        if path in self.by_path:
+            self.by_path[path] = module
+        return old
+
+    def forward(self, x: torch.Tensor):
+        values: list[Any] = [None] * self._slots
+        values[0] = x
+        modules = self.node_modules
+        for i, path, inputs in self._plan:
+            values[i] = modules[path](*[values[j] for j in inputs])
+        outs = [values[i] for i in self._outputs]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def module_names(path: str, leaves: set[str]) -> list[str]:
+    """``layers[4].body[2]`` -> ``["layers", "4", "body", "2"]``; a leaf's activation
+    shorthand ``layers[0].activation`` is its sibling ``layers.0_activation``."""
+    head, _, tail = path.rpartition(".")
+    if tail == "activation" and head in leaves:
+        names = module_names(head, leaves)
+        return [*names[:-1], f"{names[-1]}_activation"]
+    return [part for part in path.replace("[", ".").replace("]", "").split(".") if part]
 
 
 def build(spec: Any, device: str | torch.device = "cpu", **values: int) -> SpecModel:
@@ -169,64 +187,31 @@ def build(spec: Any, device: str | torch.device = "cpu", **values: int) -> SpecM
         raise ArchcalcError(
             "building a model needs numbers; give every symbol a value (--set NAME=VALUE)"
         )
-    by_path: dict[str, nn.Module] = {}
-    layers = _chain(analysis, analysis.tree, by_path)
-    return SpecModel(analysis, layers, by_path).to(device)
+    return SpecModel(analysis).to(device)
 
 
-def _chain(analysis: Analysis, items: list[Item], by_path: dict[str, nn.Module]) -> Chain:
-    named: list[tuple[str, nn.Module]] = []
-    for index, item in enumerate(items):
-        named += [(name if name != "" else str(index), module)
-                  for name, module in _item(analysis, item, str(index), by_path)]  # fmt: skip
-    return Chain(named)
+def node_module(node: Node, nodes: list[Node]) -> nn.Module:
+    """The module of any node: merges and sources here, one-input layers by leaf_module."""
+    kind, h = node.type, node.hyper
+    if kind == "add":
+        return modules.Add()
+    if kind == "mul":
+        return modules.Mul()
+    if kind == "concat":
+        return modules.Concat(int(h.get("dim", 0)))
+    if kind == "matmul":
+        return modules.MatMul()
+    if kind == "parameter":
+        return modules.Learned(_ints(tuple(h["shape"])))
+    return leaf_module(NodeRow(node, nodes[node.inputs[0]].shape))
 
 
-def _item(analysis: Analysis, item: Item, name: str, by_path: dict) -> list[tuple[str, nn.Module]]:
-    rows = analysis.rows[item.first_row : item.end_row]
-    tail = rows[-1] if rows and rows[-1].path == f"{item.path}.activation" else None
-    if item.type == "residual":
-        body, shortcut = item.children
-        activation = leaf_module(tail) if tail is not None else None
-        if tail is not None:
-            by_path[tail.path] = activation
-        module = Residual(
-            _chain(analysis, body, by_path), _chain(analysis, shortcut, by_path), activation
-        )
-        return [(name, module)]
-    if item.type == "concat":
-        return [(name, Concat([_chain(analysis, branch, by_path) for branch in item.children]))]
-    if item.type == "repeat":
-        iterations = _split_iterations(item)
-        chains = [
-            (str(k), Sequence(_chain(analysis, its, by_path))) for k, its in enumerate(iterations)
-        ]
-        return [(name, Chain(chains))]
-    if item.children:  # block call
-        return [(name, Sequence(_chain(analysis, item.children[0], by_path)))]
-    leaf = rows[0]
-    module = leaf_module(leaf)
-    by_path[leaf.path] = module
-    named = [(name, module)]
-    if tail is not None and tail is not leaf:
-        activation = leaf_module(tail)
-        by_path[tail.path] = activation
-        named.append((f"{name}_activation", activation))
-    return named
+class NodeRow:
+    """A node seen as a row: what :func:`leaf_module` reads (type, hyper, shapes, path)."""
 
-
-def _split_iterations(item: Item) -> list[list[Item]]:
-    """A repeat's flattened children, regrouped by iteration (``layers[2][k]...``)."""
-    groups: dict[int, list[Item]] = {}
-    prefix = f"{item.path}["
-    for child in item.children[0]:
-        k = int(child.path[len(prefix) :].split("]", 1)[0])
-        groups.setdefault(k, []).append(child)
-    return [groups[k] for k in sorted(groups)]
-
-
-def _ints(values: Any) -> Any:
-    return tuple(int(v) for v in values) if isinstance(values, tuple) else int(values)
+    def __init__(self, node: Node, input_shape: tuple):
+        self.type, self.hyper, self.path = node.type, node.hyper, node.path
+        self.input, self.output = input_shape, node.shape
 
 
 def leaf_module(row: Row) -> nn.Module:
@@ -248,12 +233,22 @@ def leaf_module(row: Row) -> nn.Module:
         return RBF(int(row.input[0]), int(h["out_features"]))
     if kind.startswith("conv"):
         cls = getattr(nn, f"Conv{dims}d")
-        padding = "same" if h.get("same") else _ints(h["padding"])
+        before, after = _ints(h["padding"]), _ints(h["padding_end"])
+        if h.get("same"):
+            padding: Any = "same"
+        elif before == after:
+            padding = before
+        else:  # asymmetric (pairs, TF SAME): the convolution pads itself
+            cls, padding = modules.padded_conv(cls, before, after), 0
         return cls(int(row.input[0]), int(h["out_channels"]), _ints(h["kernel_size"]),
                    stride=_ints(h["stride"]), padding=padding, dilation=_ints(h["dilation"]),
                    groups=int(h["groups"]), bias=h["bias"])  # fmt: skip
     if kind == "linear":
-        return nn.Linear(int(row.input[0]), int(h["out_features"]), bias=h["bias"])
+        return nn.Linear(int(row.input[-1]), int(h["out_features"]), bias=h["bias"])
+    if kind == "multihead_attention":
+        return modules.SelfAttention(
+            int(row.input[1]), int(h["num_heads"]), h["bias"], h["dropout"]
+        )
     if kind.startswith("maxpool"):
         return getattr(nn, f"MaxPool{dims}d")(_ints(h["kernel_size"]), stride=_ints(h["stride"]),
                                               padding=_ints(h["padding"]), dilation=_ints(h["dilation"]),
@@ -268,8 +263,39 @@ def leaf_module(row: Row) -> nn.Module:
     if kind.startswith("batchnorm"):
         return getattr(nn, f"BatchNorm{dims}d")(int(row.input[0]), eps=h["eps"], momentum=h["momentum"],
                                                 affine=h["affine"])  # fmt: skip
+    if kind.startswith("instance_norm"):
+        return getattr(nn, f"InstanceNorm{dims}d")(
+            int(row.input[0]), eps=h["eps"], momentum=h["momentum"], affine=h["affine"],
+            track_running_stats=h["track_running_stats"],
+        )  # fmt: skip
     simple = {
-        "flatten": lambda: nn.Flatten(),
+        "flatten": lambda: nn.Flatten(h["start_dim"] + 1, h["end_dim"] + 1),
+        "group_norm": lambda: nn.GroupNorm(
+            int(h["num_groups"]), int(row.input[0]), eps=h["eps"], affine=h["affine"]
+        ),  # fmt: skip
+        "prelu": lambda: nn.PReLU(int(h["num_parameters"]), init=h["init"]),
+        "stochastic_depth": lambda: modules.StochasticDepth(h["p"], h["mode"]),
+        "reshape": lambda: modules.Reshape(_ints(tuple(row.output))),
+        "permute": lambda: modules.Permute(h["dims"]),
+        "transpose": lambda: modules.Transpose(h["dim0"], h["dim1"]),
+        "unsqueeze": lambda: modules.Unsqueeze(h["dim"]),
+        "narrow": lambda: modules.Narrow(h["dim"], int(h["start"]), int(h["length"])),
+        "channel_shuffle": lambda: nn.ChannelShuffle(int(h["groups"])),
+        "upsample": lambda: nn.Upsample(
+            size=_ints(tuple(row.output[1:])), mode=h["mode"], align_corners=h["align_corners"]
+        ),
+        "pixel_shuffle": lambda: nn.PixelShuffle(int(h["upscale_factor"])),
+        "zero_pad": lambda: modules.Pad(_ints(h["padding"]), _ints(h["padding_end"])),
+        "center_crop": lambda: modules.CenterCrop(_ints(h["offsets"]), _ints(h["size"])),
+        "mean": lambda: modules.Mean(h["dims"], h["keepdim"]),
+        "relu6": lambda: nn.ReLU6(),
+        "hardswish": lambda: nn.Hardswish(),
+        "hardsigmoid": lambda: nn.Hardsigmoid(),
+        "silu": lambda: nn.SiLU(),
+        "mish": lambda: nn.Mish(),
+        "softplus": lambda: nn.Softplus(_or(h.get("beta"), 1.0), _or(h.get("threshold"), 20.0)),
+        "hardtanh": lambda: nn.Hardtanh(_or(h.get("min_val"), -1.0), _or(h.get("max_val"), 1.0)),
+        "log_softmax": lambda: nn.LogSoftmax(dim=_or(h.get("dim"), 0) % len(row.input) + 1),
         "layernorm": lambda: nn.LayerNorm(
             _ints(h["normalized_shape"]), eps=h["eps"], elementwise_affine=h["elementwise_affine"]
         ),  # fmt: skip
@@ -287,9 +313,17 @@ def leaf_module(row: Row) -> nn.Module:
         "gelu": lambda: nn.GELU(),
         "elu": lambda: nn.ELU(1.0 if h.get("alpha") is None else h["alpha"]),
         "selu": lambda: nn.SELU(),
-        "softmax": lambda: nn.Softmax(dim=1),
+        "softmax": lambda: nn.Softmax(dim=_or(h.get("dim"), 0) % len(row.input) + 1),
         "identity": lambda: nn.Identity(),
     }
     if kind not in simple:
         raise ArchcalcError(f"verify cannot build layer type {kind!r}", path=row.path)
     return simple[kind]()
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _ints(values: Any) -> Any:
+    return tuple(int(v) for v in values) if isinstance(values, tuple) else int(values)

@@ -90,7 +90,8 @@ def measure(model: nn.Module, analysis: Analysis, scheme: str, variances: dict[s
         model.train()
         x = torch.randn(batch, *model.input_shape, device=device, requires_grad=True)
         out = model(x)
-        out.backward(torch.randn_like(out))
+        outs = out if isinstance(out, tuple) else (out,)
+        torch.autograd.backward(outs, [torch.randn_like(o) for o in outs])
     finally:
         for handle in handles:
             handle.remove()
@@ -102,11 +103,11 @@ def init_checks(analysis: Analysis, model: nn.Module, schemes: list[str], device
     """5. Measured against predicted variances for each scheme; also the data for plots."""
     checks: list[Check] = []
     curves: dict[str, Any] = {}
-    trailing_softmax = isinstance(list(model.layers.children())[-1], nn.Softmax)
-    if trailing_softmax:  # archcalc does not model softmax: measure the gradient before it
-        last = list(model.layers.named_children())[-1][0]
-        saved = getattr(model.layers, last)
-        setattr(model.layers, last, nn.Identity())
+    # archcalc does not model softmax: measure the gradient before a trailing one
+    nodes = analysis.graph.nodes
+    trailing = [nodes[i].path for i in analysis.graph.outputs
+                if nodes[i].type in ("softmax", "log_softmax")]  # fmt: skip
+    saved = {path: model.replace(path, nn.Identity()) for path in trailing}
     try:
         for scheme in schemes:
             prediction = propagate(analysis, scheme)
@@ -144,6 +145,6 @@ def init_checks(analysis: Analysis, model: nn.Module, schemes: list[str], device
                              "backward_measured": math.exp(sum(logs_b[path]) / seeds)})  # fmt: skip
             curves[scheme] = rows
     finally:
-        if trailing_softmax:
-            setattr(model.layers, last, saved)
+        for path, module in saved.items():
+            model.replace(path, module)
     return checks, curves

@@ -35,6 +35,8 @@ class TrainResult:
 
 def _log_probabilities(model: nn.Module, x: torch.Tensor, classes: int) -> torch.Tensor:
     out = model(x)
+    if isinstance(out, tuple):  # several outputs (an auxiliary head): train on the first
+        out = out[0]
     if out.dim() != 2 or out.shape[1] < classes:
         raise ArchcalcError(
             f"training needs a flat output with at least {classes} units (one per class); "
@@ -64,7 +66,8 @@ def train(model: nn.Module, data: Dataset, steps: int, batch_size: int = 64, lr:
     device = next(model.parameters()).device
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
-    model.ends_with_softmax = isinstance(list(model.layers.children())[-1], nn.Softmax)
+    first_output = model.node_modules[model.output_paths[0]]
+    model.ends_with_softmax = isinstance(first_output, nn.Softmax)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     generator = torch.Generator().manual_seed(seed)
     result = TrainResult(scheme, steps)

@@ -111,21 +111,25 @@ _UNIT_STEPS = (-16, -8, -4, -2, -1, -0.5, 0, 0.5, 1, 2, 4, 8, 16)
 
 
 def expect(
-    f: Callable[[float], float], mu: float, sigma: float, kink: float | None = None
+    f: Callable[[float], float],
+    mu: float,
+    sigma: float,
+    kink: float | tuple[float, ...] | None = None,
 ) -> float:
     """``E[f(mu + sigma z)]`` for z ~ N(0, 1).
 
-    ``kink``: where f (as a function of its own argument) is not smooth.
+    ``kink``: where f (as a function of its own argument) is not smooth (one
+    point, or several: ReLU6 bends at 0 and 6, hardswish at -3 and 3).
     """
     if sigma == 0:
         return f(mu)
-    if kink is None and sigma <= 1:
+    kinks = () if kink is None else (kink,) if isinstance(kink, (int, float)) else kink
+    if not kinks and sigma <= 1:
         nodes, weights = hermite_rule()
         return sum(w * f(mu + sigma * x) for x, w in zip(nodes, weights))
     lo, hi = mu - TAIL * sigma, mu + TAIL * sigma
     cuts = {mu + sigma * t for t in _GAUSS_STEPS} | {t for t in _UNIT_STEPS if lo < t < hi}
-    if kink is not None and lo < kink < hi:
-        cuts.add(kink)
+    cuts |= {k for k in kinks if lo < k < hi}
     edges = sorted(cuts)
 
     def g(x: float) -> float:

@@ -43,7 +43,8 @@ from archcalc.language.expr import product
 from archcalc.quantities.formulas import adaptive_window_counts, window_counts, windows_per_tap
 
 #: Increasing activations: max pooling commutes with them.
-INCREASING = frozenset({"relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid", "identity"})
+INCREASING = frozenset({"relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid", "identity",
+                        "relu6", "hardsigmoid", "hardtanh", "softplus"})  # fmt: skip
 _TINY = 1e-12
 _OUTER_NODES = 32  # Hermite nodes over the channel constant c (smooth integrands)
 _LAW_NODES = 24  # Hermite nodes per mixture component when a law is mapped through φ
@@ -57,6 +58,7 @@ class Source:
     activation: str
     negative_slope: float | None
     alpha: float | None
+    extra: tuple
     z: Moments
     scale: float
     #: ``E[φ'²]`` that the gradient meets at the activation along this path: the plain
@@ -198,18 +200,18 @@ def border_factors(row: Any) -> tuple[float, float, float]:
 
 def activation(kind: str, h: dict[str, Any], state: Moments) -> tuple[Moments, float]:
     """``φ(z)`` for ``z = c + e``: the new moments and ``E[φ'(z)²]``."""
-    ns, alpha = h.get("negative_slope"), h.get("alpha")
+    ns, alpha, extra = h.get("negative_slope"), h.get("alpha"), activations.extra_params(h)
     if kind == "softmax":
         return replace(state, source=None), 1.0
     law = state.law or ((1.0, state.mean, state.var),)
     mean = m2 = slope = 0.0
     for weight, mu, var in law:  # exact for a mixture: the components' moments, weighted
-        first, second, third = activations.moments(kind, mu, var, ns, alpha)
+        first, second, third = activations.moments(kind, mu, var, ns, alpha, extra)
         mean, m2, slope = mean + weight * first, m2 + weight * second, slope + weight * third
-    common = _common_after(kind, ns, alpha, state, mean, m2)
+    common = _common_after(kind, ns, alpha, extra, state, mean, m2)
     increasing = kind in INCREASING and (kind != "leaky_relu" or (ns is None or ns >= 0))
-    source = Source(kind, ns, alpha, state, 1.0, slope) if increasing else None
-    act = activations.get(kind, ns, alpha)
+    source = Source(kind, ns, alpha, extra, state, 1.0, slope) if increasing else None
+    act = activations.get(kind, ns, alpha, extra)
     image = Deferred(lambda: _image_law(act, law, mean, m2))
     return Moments(mean, m2, min(max(common, mean * mean), m2), source, image), slope
 
@@ -255,7 +257,7 @@ def _image_law(act: activations.Activation, law: Law, mean: float, m2: float) ->
     return tuple((m / total, mean + (a - mu_a) * scale, 0.0) for m, a in atoms)
 
 
-def _common_after(kind: str, ns: float | None, alpha: float | None, z: Moments,
+def _common_after(kind: str, ns: float | None, alpha: float | None, extra: tuple, z: Moments,
                   mean: float, m2: float) -> float:  # fmt: skip
     """``E_c[(E_e φ(c + e))²]``: the channel-constant part after the activation."""
     sc2, se2 = z.channel_spread, z.spread
@@ -266,11 +268,11 @@ def _common_after(kind: str, ns: float | None, alpha: float | None, z: Moments,
     if kind in ("relu", "leaky_relu", "identity"):
 
         def inner(c: float) -> float:  # closed form of E_e φ(c + e)
-            return activations.moments(kind, c, se2, ns, alpha)[0] ** 2
+            return activations.moments(kind, c, se2, ns, alpha, extra)[0] ** 2
 
         return expect(inner, z.mean, math.sqrt(sc2), kink=0.0)
     # E[φ(u)φ(v)] with u, v sharing c: a two-dimensional Gauss-Hermite product rule.
-    act = activations.get(kind, ns, alpha)
+    act = activations.get(kind, ns, alpha, extra)
     s = math.sqrt(z.var)
     rho = sc2 / z.var
     other = math.sqrt(max(1 - rho * rho, 0.0))
@@ -335,8 +337,8 @@ def max_pool(row: Any, state: Moments) -> tuple[Moments, float]:
     """
     src = state.source
     if src is None:
-        src = Source("identity", None, None, state, 1.0, 1.0)
-    act = activations.get(src.activation, src.negative_slope, src.alpha)
+        src = Source("identity", None, None, (), state, 1.0, 1.0)
+    act = activations.get(src.activation, src.negative_slope, src.alpha, src.extra)
     z = src.z
     sizes = pool_window_sizes(row)
     total = sum(sizes.values())

@@ -36,23 +36,17 @@ it was used at, in the output.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from archcalc.errors import ArchcalcError
-from archcalc.init import activations, meanfield
-from archcalc.init.meanfield import Grad, Law, Moments, grad_add, grad_mean
-from archcalc.init.recommend import (
-    ACTIVATIONS,
-    Recommendation,
-    fans,
-    is_weighted,
-    scheme_variance,
-)
+from archcalc.init import meanfield
+from archcalc.init.meanfield import grad_mean
+from archcalc.init.recommend import Recommendation, weight_variance
 from archcalc.init.recommend import recommend as recommend_all
+from archcalc.init.walker import Walker
 from archcalc.language.expr import product
-from archcalc.quantities.analysis import Analysis, Item, Row, analyze
+from archcalc.quantities.analysis import Analysis, Row, analyze
 
 HEALTHY = (1e-2, 1e2)
 
@@ -195,347 +189,23 @@ def propagate(spec: Any, scheme: str = "recommended", **values: int) -> Propagat
             "variance propagation needs numbers; give every symbol a value (--set NAME=VALUE)"
         )
     recs = recommend_all(analysis)
-    index = {id(r): i for i, r in enumerate(analysis.rows)}
-    variances: dict[int, float] = {}
-    for rec in recs:
-        if scheme == "recommended":
-            var = rec.variance
-        else:
-            act = activations.get(rec.activation, rec.negative_slope)
-            var = scheme_variance(scheme, rec.fans, act)
-        variances[index[id(rec.row)]] = float(var)
-    exact, linear = _Walker(analysis, variances, False), _Walker(analysis, variances, True)
-    out = exact.forward(analysis.tree, Moments.iid(0.0, 1.0))
-    out_linear = linear.forward(analysis.tree, Moments.iid(0.0, 1.0))
-    grad = grad_mean(exact.backward(analysis.tree, 1.0), None)
-    linear.backward(analysis.tree, 1.0)
+    variances: dict[int, float] = {
+        rec.row.node: float(weight_variance(rec, scheme)) for rec in recs
+    }
+    exact, linear = Walker(analysis, variances, False), Walker(analysis, variances, True)
+    out = exact.forward()[0]
+    out_linear = linear.forward()[0]
+    grad = grad_mean(exact.backward(), None)
+    linear.backward()
     out_elements = float(product(analysis.output))
     layers = []
     for depth, rec in enumerate(recs, start=1):
-        i = index[id(rec.row)]
+        i = rec.row.node
         layers.append(LayerPrediction(
-            depth, rec, variances[i], exact.pre[i], exact.grad[i], linear.pre[i], linear.grad[i],
-            float(rec.fans.forward) * variances[i] * rec.g0,
-            meanfield.saturate_grad(float(product(rec.row.input)) * exact.grad[i] / out_elements),
+            depth, rec, variances[i], exact.pre[i], exact.grad.get(i, 0.0), linear.pre[i],
+            linear.grad.get(i, 0.0), float(rec.fans.forward) * variances[i] * rec.g0,
+            meanfield.saturate_grad(float(product(rec.row.input)) * exact.grad.get(i, 0.0)
+                                    / out_elements),
         ))  # fmt: skip
     warnings = exact.notes
     return Propagation(scheme, layers, out.m2, out_linear.m2, grad, warnings)
-
-
-class _Walker:
-    """One forward and one backward pass over the item tree."""
-
-    def __init__(self, analysis: Analysis, variances: dict[int, float], linear: bool):
-        self.rows = analysis.rows
-        self.index = {id(r): i for i, r in enumerate(analysis.rows)}
-        self.variances, self.linear = variances, linear
-        self.pre: dict[int, float] = {}  # weighted row -> pre-activation variance
-        self.grad: dict[int, float] = {}  # weighted row -> gradient variance at its input
-        self.inputs: dict[int, Moments] = {}
-        self.slopes: dict[int, float] = {}
-        self.routing: dict[int, float] = {}  # max pool row -> its backward factor
-        self.border_backward: dict[int, float] = {}  # padded conv row -> backward correction
-        self.outputs: dict[int, Moments] = {}
-        self.residual_parts: dict[int, tuple[Moments, Moments]] = {}
-        #: E[G²|x]/E[G²] over the atoms of a residual stream's law, for the block before
-        self.profile: tuple[Law, list[float]] | None = None
-        self.concat_outs: dict[int, list[Moments]] = {}
-        self.assumed: dict[str, list[str]] = {}  # assumption -> paths it was used at
-
-    def assume(self, what: str, row: Row) -> None:
-        paths = self.assumed.setdefault(what, [])
-        if row.path not in paths:
-            paths.append(row.path)
-
-    @property
-    def notes(self) -> list[str]:
-        lines = []
-        for what, paths in self.assumed.items():
-            where = ", ".join(paths[:2]) + (f" and {len(paths) - 2} more" if len(paths) > 2 else "")
-            lines.append(f"{where}: {what}")
-        return lines
-
-    # -- forward
-
-    def forward(self, items: list[Item], state: Moments) -> Moments:
-        for item in items:
-            rows = range(item.first_row, item.end_row)
-            if item.type == "residual":
-                body, shortcut = item.children
-                a, b = self.forward(body, state), self.forward(shortcut, state)
-                # independent branches add; their channel constants share only the means
-                mean = a.mean + b.mean
-                common = a.common + b.common + 2 * a.mean * b.mean
-                law = None  # a non-Gaussian stream plus a Gaussian branch stays known exactly
-                if (a.law is None) != (b.law is None):
-                    known, other = (a, b) if a.law is not None else (b, a)
-                    law = meanfield.add_gaussian(known.law, other.mean, other.var)
-                self.residual_parts[id(item)] = (state, a)
-                state = Moments(mean, a.var + b.var + mean * mean, common, law_source=law)
-                state = self._activation_tail(item, state)
-            elif item.type == "concat":
-                channels = [self._channels(branch, item, state) for branch in item.children]
-                outs = [self.forward(branch, state) for branch in item.children]
-                total = sum(channels)
-                sources = {o.source for o in outs}
-                groups = tuple(
-                    group
-                    for c, o in zip(channels, outs)
-                    for group in (o.groups or ((float(c), replace(o, groups=None)),))
-                )
-                self.concat_outs[id(item)] = outs
-                state = Moments(
-                    sum(c * o.mean for c, o in zip(channels, outs)) / total,
-                    sum(c * o.m2 for c, o in zip(channels, outs)) / total,
-                    sum(c * o.common for c, o in zip(channels, outs)) / total,
-                    sources.pop() if len(sources) == 1 else None,  # φ(z) if every branch is
-                    groups=groups,
-                )
-            elif item.children:
-                state = self.forward(item.children[0], state)
-            else:
-                for i in rows:
-                    state = self.forward_row(i, state)
-        return state
-
-    def _channels(self, branch: list[Item], concat: Item, state: Moments) -> Any:
-        if branch:
-            return branch[-1].output[0]
-        return self.rows[concat.first_row].input[0] if concat.end_row > concat.first_row else 1
-
-    def _activation_tail(self, item: Item, state: Moments) -> Moments:
-        last = item.end_row - 1
-        if item.end_row > item.first_row and self.rows[last].path == f"{item.path}.activation":
-            return self.forward_row(last, state)
-        return state
-
-    def forward_row(self, i: int, state: Moments) -> Moments:
-        self.inputs[i] = state
-        self.outputs[i] = out = meanfield.saturate(self._forward_row(i, state))
-        if i in self.pre:
-            self.pre[i] = min(self.pre[i], out.m2) if out.m2 else 0.0
-        return out
-
-    def _forward_row(self, i: int, state: Moments) -> Moments:
-        row, kind, h = self.rows[i], self.rows[i].type, self.rows[i].hyper
-        if row.type == "rbf":
-            # y_i = Σ_j (x_j − w_ij)² with centres ±1 (LeNet-5's bitmaps) and Gaussian inputs:
-            # E[(x−w)²] = m2 + 1, E[(x−w)⁴] = 3var² + 6var + 1 (+ mean terms, neglected).
-            self.assume("RBF centres are ±1 and inputs Gaussian (LeNet-5's output layer)", row)
-            n = float(row.input[0])
-            mean = n * (state.m2 + 1)
-            spread = n * max(3 * state.var**2 + 6 * state.var + 1 - (state.m2 + 1) ** 2, 0.0)
-            return Moments.iid(mean, mean * mean + spread)
-        if is_weighted(row):
-            fan = float(fans(row).forward)
-            factor = fan * self.variances[i]
-            if kind == "subsample":  # one coefficient times a window sum: c adds up coherently
-                window = fan
-                out = Moments(0.0, factor * (state.m2 + (window - 1) * state.common),
-                              factor * window * state.common)  # fmt: skip
-            elif self.linear:
-                out = Moments.iid(0.0, factor * state.m2)
-            else:
-                border, self.border_backward[i], common = meanfield.border_factors(row)
-                out = state.weighted(factor * border, factor * common)
-                if out.m2 and row.hyper.get("padding") and any(row.hyper["padding"]):
-                    self.assume(
-                        "zero padding counted exactly: border outputs see fewer inputs", row
-                    )
-            self.pre[i] = out.m2
-            return out
-        if kind in ACTIVATIONS:
-            if kind == "softmax":
-                self.assume("softmax is not modelled; moments pass through", row)
-            if self.linear:
-                act = activations.get(kind, h.get("negative_slope"), h.get("alpha"))
-                self.slopes[i] = act.g1
-                return Moments.iid(0.0, act.g0 * state.m2)
-            out, self.slopes[i] = meanfield.activation(kind, h, state)
-            return out
-        if kind.startswith("batchnorm"):
-            self.assume("batch norm in training mode over a large batch (samples × positions), "
-                        "gamma = 1, beta = 0: output variance 1, channel constants removed, "
-                        "gradients divided by the variance within each channel", row)  # fmt: skip
-            return Moments.iid(0.0, 1.0)
-        if kind == "layernorm":
-            self.assume("layer norm in training mode, gamma = 1, beta = 0: output variance 1, "
-                        "gradients divided by the input variance", row)  # fmt: skip
-            var = state.var
-            return Moments(0.0, 1.0, state.channel_spread / var if var > 0 else 0.0)
-        if kind in ("dropout", "dropout2d"):
-            self.assume("dropout in training mode: E[x²] and gradient variance times 1/(1-p)", row)
-            return Moments(state.mean, state.m2 / (1 - h["p"]), state.common)
-        if kind == "local_response_norm":
-            self.assume("local response norm as a rescaling by k^-beta (alpha·Σx² ≪ k)", row)
-            scale = h["k"] ** -h["beta"]
-            source = state.source
-            if source is not None:
-                source = replace(source, scale=source.scale * scale)
-            return Moments(state.mean * scale, state.m2 * scale * scale,
-                           state.common * scale * scale, source)  # fmt: skip
-        if "avgpool" in kind:
-            window, _ = _window(row)
-            self.assume("average pooling: the channel constant kept, the rest of independent "
-                        "elements divided by the window", row)  # fmt: skip
-            return Moments(state.mean, state.common + state.spread / window, state.common)
-        if "maxpool" in kind:
-            if self.linear:
-                window, stride = _window(row)
-                e1, e2 = _max_moments(window)
-                sigma = math.sqrt(state.var)
-                mean = state.mean + sigma * e1
-                self.routing[i] = 1 / stride
-                return Moments.iid(
-                    mean, state.mean**2 + 2 * state.mean * sigma * e1 + state.var * e2
-                )
-            self.assume("max pooling of independent elements within a window, shifted by the "
-                        "channel constant; an increasing activation before it taken exactly, "
-                        "its gradient meeting φ' at each window's maximum", row)  # fmt: skip
-            out, self.routing[i] = meanfield.max_pool(row, state)
-            return out
-        return state  # flatten, identity, ...
-
-    # -- backward
-
-    def backward(self, items: list[Item], g: Grad) -> Grad:
-        for item in reversed(items):
-            rows = range(item.first_row, item.end_row)
-            if item.type == "residual":
-                profile, self.profile = self.profile, None
-                body, shortcut = item.children
-                last = item.end_row - 1
-                tail = item.end_row > item.first_row and (
-                    self.rows[last].path == f"{item.path}.activation"
-                )
-                stream = self._stream_backward(item, last, g, profile) if tail else None
-                if stream is not None:
-                    g = stream
-                    continue
-                if tail:
-                    g = self.backward_row(last, g)
-                g = grad_add(self.backward(body, g), self.backward(shortcut, g))
-            elif item.type == "concat":
-                self.profile = None
-                # A per-group gradient is split between the branches that made the groups.
-                parts: list[Grad] = []
-                start = 0
-                for out in self.concat_outs[id(item)]:
-                    n = len(out.groups) if out.groups else 1
-                    part = g[start : start + n] if isinstance(g, tuple) else g
-                    parts.append(part[0] if isinstance(part, tuple) and n == 1 else part)
-                    start += n
-                total: Grad = 0.0
-                for branch, part in zip(item.children, parts):
-                    total = grad_add(total, self.backward(branch, part))
-                g = total
-            elif item.children:
-                g = self.backward(item.children[0], g)
-            else:
-                self.profile = None
-                for i in reversed(rows):
-                    g = self.backward_row(i, g)
-        return g
-
-    def _stream_backward(
-        self, item: Item, last: int, g: Grad, profile: tuple[Law, list[float]] | None
-    ) -> float | None:
-        """Identity shortcut into ``x = φ(x_prev + body)``: the gradient by stream value.
-
-        Where the stream is large, φ' of the next blocks is rarely 0, so the gradient
-        and the stream value are correlated (a random-walk stream stays positive for
-        many blocks). Carried as E[G² | x] on the stream's law atoms, one block at a time:
-        ``E[G²|x_prev=a] = E_b[φ'(a+b)²·E[G²|x=φ(a+b)]] + (what the body returns)``.
-        """
-        state_in, body_out = self.residual_parts[id(item)]
-        out = self.outputs[last]
-        body, shortcut = item.children
-        if self.linear or shortcut or state_in.law is None or out.law is None:
-            return None
-        row = self.rows[last]
-        act = activations.get(row.type, row.hyper.get("negative_slope"), row.hyper.get("alpha"))
-        g = grad_mean(g, out)
-        weights = profile[1] if profile is not None and profile[0] is out.law else None
-        per_atom = meanfield.stream_slopes(act, state_in.law, body_out, out.law, weights)
-        through = sum(w * p for (w, _, _), p in zip(state_in.law, per_atom))  # E[φ'² p]
-        self.slopes[last] = through
-        from_body = grad_mean(self.backward(body, g * through), state_in)
-        total = [g * p + from_body for p in per_atom]
-        mean = sum(w * t for (w, _, _), t in zip(state_in.law, total))
-        self.profile = (state_in.law, [t / mean for t in total]) if mean > 0 else None
-        return mean
-
-    def backward_row(self, i: int, g: Grad) -> Grad:
-        g = meanfield.saturate_grad(self._backward_row(i, g))
-        if i in self.grad:
-            self.grad[i] = meanfield.saturate_grad(self.grad[i])
-        return g
-
-    def _backward_row(self, i: int, g: Grad) -> Grad:
-        row, kind, h = self.rows[i], self.rows[i].type, self.rows[i].hyper
-        if isinstance(g, tuple):
-            if kind in ("flatten", "identity"):
-                return g  # per-group gradients pass through unchanged
-            g = grad_mean(g, self.outputs.get(i))
-        if kind.startswith("batchnorm") and not self.linear and self.inputs[i].groups:
-            # each channel is divided by its own within-channel spread
-            return tuple(g / o.spread if o.spread > 0 else g for _, o in self.inputs[i].groups)
-        if kind == "rbf":
-            # ∂y_i/∂x_j = 2(x_j − w_ij), so the gradient is 2·x_j·Σ_i g_i − 2·Σ_i w_ij g_i: its
-            # first part grows with x_j = φ(a_j), where a saturating φ' is small. With the
-            # activation before it, take both together: 4m·(E[φ²φ'²] + E[w²]·E[φ'²])·g.
-            m = float(row.output[0])
-            before = self.rows[i - 1] if i > 0 else None
-            if before is not None and before.type in ACTIVATIONS and not self.linear:
-                state, hb = self.inputs[i - 1], before.hyper
-                args = (
-                    before.type,
-                    state.mean,
-                    state.var,
-                    hb.get("negative_slope"),
-                    hb.get("alpha"),
-                )
-                joint = activations.value_slope_moment(*args) + activations.moments(*args)[2]
-                self.slopes[i - 1] = 1.0  # already applied here
-                return 4 * m * joint * g
-            return 4 * m * (self.inputs[i].m2 + 1) * g
-        if is_weighted(row):
-            border = self.border_backward.get(i, 1.0)  # found on the way forward
-            g = float(fans(row).backward) * self.variances[i] * border * g
-            self.grad[i] = g
-            return g
-        if kind in ACTIVATIONS:
-            return g * self.slopes[i]
-        if kind.startswith("batchnorm"):
-            var = self.inputs[i].var if self.linear else self.inputs[i].spread
-            return g / var if var > 0 else g
-        if kind == "layernorm":
-            var = self.inputs[i].var
-            return g / var if var > 0 else g
-        if kind in ("dropout", "dropout2d"):
-            return g / (1 - h["p"])
-        if kind == "local_response_norm":
-            return g * h["k"] ** (-2 * h["beta"])
-        if "avgpool" in kind:
-            window, stride = _window(row)
-            return g / (
-                window * stride
-            )  # each input sits in window/stride windows, weight 1/window
-        if "maxpool" in kind:
-            return g * self.routing[i]  # each window routes its gradient to its maximum
-        return g
-
-
-def _window(row: Row) -> tuple[float, float]:
-    """Window size and stride product of a pooling row (adaptive: the mean ratio)."""
-    h = row.hyper
-    if row.type.startswith("adaptive"):
-        ratio = product(row.input[1:]) / product(row.output[1:])
-        return ratio, ratio
-    return float(product(h["kernel_size"])), float(product(h["stride"]))
-
-
-def _max_moments(window: float) -> tuple[float, float]:
-    from archcalc.init.gaussian import max_moments
-
-    return max_moments(max(1, round(window)))

@@ -23,7 +23,8 @@ from typing import Any
 from archcalc.errors import ArchcalcError
 from archcalc.init import activations
 from archcalc.language.expr import product, to_text
-from archcalc.quantities.analysis import Analysis, Item, Row
+from archcalc.language.fields import ACTIVATION_TYPES
+from archcalc.quantities.analysis import Analysis, Row
 
 SCHEMES = ("recommended", "kaiming", "xavier", "lecun", "torch_default")
 #: Layer types the init looks through when finding the activation after a weighted layer.
@@ -31,11 +32,12 @@ TRANSPARENT = frozenset({
     "batchnorm1d", "batchnorm2d", "batchnorm3d", "layernorm", "local_response_norm", "dropout",
     "dropout2d", "flatten", "maxpool1d", "maxpool2d", "maxpool3d", "avgpool1d", "avgpool2d",
     "avgpool3d", "adaptive_avgpool1d", "adaptive_avgpool2d", "adaptive_avgpool3d",
-    "adaptive_maxpool1d", "adaptive_maxpool2d", "adaptive_maxpool3d",
+    "adaptive_maxpool1d", "adaptive_maxpool2d", "adaptive_maxpool3d", "add", "concat",
+    "group_norm", "instance_norm1d", "instance_norm2d", "instance_norm3d", "stochastic_depth",
+    "reshape", "permute", "transpose", "unsqueeze", "narrow", "channel_shuffle", "upsample",
+    "pixel_shuffle", "zero_pad", "center_crop", "mean",
 })  # fmt: skip
-ACTIVATIONS = frozenset(
-    {"relu", "leaky_relu", "tanh", "sigmoid", "gelu", "elu", "selu", "softmax", "identity"}
-)
+ACTIVATIONS = frozenset(ACTIVATION_TYPES)
 
 
 def is_weighted(row: Row) -> bool:
@@ -74,8 +76,8 @@ class Fans:
 
 def fans(row: Row) -> Fans:
     """The fans of a weighted row (conv, conv_transpose, linear)."""
-    if row.type == "linear":
-        n, m = row.input[0], row.output[0]
+    if row.type == "linear":  # on the last dimension
+        n, m = row.input[-1], row.output[-1]
         return Fans(n, m, n, m, n, m)
     if row.type == "subsample":  # one coefficient per map, applied to a window of inputs
         return Fans(row.fan_in, row.fan_out, row.fan_in, row.fan_out, 1, 1)
@@ -247,10 +249,13 @@ def recommend(analysis: Analysis) -> list[Recommendation]:
         if not is_weighted(row):
             continue
         act_row = followers.get(index)
-        name = act_row.type if act_row is not None else "identity"
-        slope = act_row.hyper.get("negative_slope") if act_row is not None else None
-        alpha = act_row.hyper.get("alpha") if act_row is not None else None
-        act = activations.get(name, slope, alpha)
+        if act_row is None:
+            act, slope = activations.get("identity"), None
+        else:
+            act = activations.for_row(act_row.type, act_row.hyper)
+            slope = act_row.hyper.get("init") if act_row.type == "prelu" else (
+                act_row.hyper.get("negative_slope"))  # fmt: skip
+        name = act.name
         fan = fans(row)
         scheme = act.recommended
         what = "the output layer" if act_row is None else name
@@ -267,49 +272,37 @@ def recommend(analysis: Analysis) -> list[Recommendation]:
 def activation_after(analysis: Analysis) -> dict[int, Row]:
     """Row index of each weighted layer -> the activation row that follows it (if any).
 
-    Looks through normalisation, dropout, pooling and flatten; a residual body or
-    shortcut continues after the sum (to the residual's activation); a layer before
-    a residual sees the body's leading activation; anything else (another weighted
-    layer, a concat, the end of the network) means no activation (identity).
+    Follows the layer's output through the nodes that read it, in order: through
+    normalisation, dropout, pooling, flatten and the sums and concatenations of the
+    graph (the end of a residual body meets the residual's activation); the first
+    activation met is the one; another weighted layer or any other node means no
+    activation (identity).
     """
-    rows, index = analysis.rows, {id(row): i for i, row in enumerate(analysis.rows)}
-    followers: dict[int, Row] = {}
+    graph = analysis.graph
+    nodes, readers = graph.nodes, graph.consumers()
+    found: dict[int, Row] = {}
 
-    def own_rows(item: Item) -> list[Row]:
-        return rows[item.first_row : item.end_row]
+    def follow(i: int, seen: set[int]) -> int | None:
+        for j in readers[i]:
+            if j in seen:
+                continue
+            seen.add(j)
+            kind = nodes[j].type
+            if kind in ACTIVATIONS or kind == "prelu":
+                return j
+            if kind in TRANSPARENT:
+                hit = follow(j, seen)
+                if hit is not None:
+                    return hit
+        return None
 
-    def assign(items: list[Item], after: Row | None) -> Row | None:
-        """Walk backwards; return what the predecessor of this sequence sees."""
-        nxt = after
-        for item in reversed(items):
-            kind = item.type
-            tail = rows[item.end_row - 1] if item.end_row > item.first_row else None
-            has_act = tail is not None and tail.path == f"{item.path}.activation"
-            if kind == "residual":
-                inner_after = tail if has_act else nxt
-                body, shortcut = item.children
-                lead = assign(body, inner_after)
-                assign(shortcut, inner_after)
-                nxt = lead  # the body's leading activation, if it starts with one
-            elif kind == "concat":
-                for branch in item.children:
-                    assign(branch, nxt)
-                nxt = None
-            elif item.children:  # repeat, block call
-                nxt = assign(item.children[0], nxt)
-            else:
-                leaf = own_rows(item)[0]
-                if is_weighted(leaf):
-                    followers[index[id(leaf)]] = tail if has_act else nxt
-                    nxt = None
-                elif kind in ACTIVATIONS:
-                    nxt = leaf
-                elif kind not in TRANSPARENT:
-                    nxt = None
-        return nxt
-
-    assign(analysis.tree, None)
-    return {k: v for k, v in followers.items() if v is not None}
+    for index, row in enumerate(analysis.rows):
+        if is_weighted(row):
+            j = follow(row.node, set())
+            act = analysis.row_of(j) if j is not None else None
+            if act is not None:
+                found[index] = act
+    return found
 
 
 # ----------------------------------------------------------------------------- code to apply it

@@ -33,10 +33,15 @@ MAX_EXPRESSION_DEPTH = 60
 MAX_VALUE = 10**15
 _MAX_BITS = 200  # intermediate results: far above MAX_VALUE, far below trouble
 MAX_EXPONENT = 64
-FUNCTIONS = {"min": (1, None), "max": (1, None), "floor": (1, 1), "ceil": (1, 1)}
+FUNCTIONS = {
+    "min": (1, None), "max": (1, None), "floor": (1, 1), "ceil": (1, 1), "make_divisible": (2, 3),
+}  # fmt: skip
+#: Sizes of the tensor an item reads, usable in its expressions: C_in is dimension 0;
+#: [C, L] has L_in, [C, H, W] H_in and W_in, [C, D, H, W] D_in, H_in and W_in.
+INPUT_SIZE_NAMES = ("C_in", "L_in", "D_in", "H_in", "W_in")
 #: Words a convolution's ``padding`` takes instead of a number; never symbols.
 PADDING_MODES = frozenset({"same", "valid"})
-RESERVED_NAMES = frozenset(FUNCTIONS) | PADDING_MODES
+RESERVED_NAMES = frozenset(FUNCTIONS) | PADDING_MODES | frozenset(INPUT_SIZE_NAMES)
 
 _BINOPS = {
     ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/",
@@ -64,7 +69,7 @@ def parse(text: str) -> tuple:
     >>> parse("__import__('os')")
     Traceback (most recent call last):
     ...
-    archcalc.errors.ArchcalcError: only min, max, floor and ceil may be called in an expression. Received: '__import__'(...)
+    archcalc.errors.ArchcalcError: only min, max, floor, ceil and make_divisible may be called in an expression. Received: '__import__'(...)
     """
     if len(text) > MAX_EXPRESSION_LENGTH:
         raise ArchcalcError(
@@ -119,21 +124,124 @@ def _convert(node: ast.AST, text: str, depth: int) -> tuple:
         func = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
         if func not in FUNCTIONS or node.keywords:
             raise ArchcalcError(
-                "only min, max, floor and ceil may be called in an expression. "
+                "only min, max, floor, ceil and make_divisible may be called in an expression. "
                 f"Received: {func!r}(...)"
             )
         low, high = FUNCTIONS[func]
         if len(node.args) < low or (high is not None and len(node.args) > high):
-            wanted = "1 argument" if high == 1 else "at least 1 argument"
+            wanted = {(1, 1): "1 argument", (1, None): "at least 1 argument",
+                      (2, 3): "2 or 3 arguments"}[(low, high)]  # fmt: skip
             raise ArchcalcError(
                 f"{func}() takes {wanted}. Received: {len(node.args)} in {short(text)!r}"
             )
         args = tuple(_convert(arg, text, depth + 1) for arg in node.args)
         return ("call", func, args)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitXor):
+        raise ArchcalcError(f"'^' is not a power in {short(text)!r}: write ** (e.g. 2**k)")
     raise ArchcalcError(
-        f"unsupported syntax in expression {short(text)!r}: {type(node).__name__}; "
-        "allowed are integers, names, + - * / // % **, parentheses, min, max, floor, ceil"
+        f"unsupported syntax in expression {short(text)!r}: {_SYNTAX_WORDS.get(type(node), 'this')}; "
+        "allowed are integers, names, + - * / // % **, parentheses, min, max, floor, ceil, "
+        "make_divisible"
     )
+
+
+_SYNTAX_WORDS = {
+    ast.Compare: "a comparison", ast.BoolOp: "and/or", ast.Attribute: "an attribute (a.b)",
+    ast.Subscript: "an index (a[i])", ast.List: "a list", ast.Tuple: "a tuple",
+    ast.Lambda: "a lambda", ast.IfExp: "a conditional", ast.Dict: "a dict", ast.Set: "a set",
+    ast.JoinedStr: "a string", ast.UnaryOp: "this operator", ast.BinOp: "this operator",
+}  # fmt: skip
+
+
+_COMPARE = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+
+
+@lru_cache(maxsize=2048)
+def parse_condition(text: str) -> tuple:
+    """Parse a ``when:`` condition: comparisons of expressions, joined by and, or, not.
+
+    >>> parse_condition("stride != 1 or C_in != 4*planes")[0]
+    'or'
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ArchcalcError("expected a condition such as 'stride != 1'. Received: an empty string")
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ArchcalcError(f"condition is too long ({len(text)} characters)")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+        detail = getattr(err, "msg", None) or type(err).__name__
+        raise ArchcalcError(f"cannot parse condition {short(text)!r}: {detail}") from None
+    return _condition(tree.body, text, 0)
+
+
+def _condition(node: ast.AST, text: str, depth: int) -> tuple:
+    if depth > MAX_EXPRESSION_DEPTH:
+        raise ArchcalcError(f"condition {short(text)!r} is nested too deeply")
+    if isinstance(node, ast.BoolOp):
+        word = "and" if isinstance(node.op, ast.And) else "or"
+        return (word, tuple(_condition(v, text, depth + 1) for v in node.values))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return ("not", _condition(node.operand, text, depth + 1))
+    if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
+        operands = (node.left, *node.comparators)
+        return ("cmp", tuple(_COMPARE[type(op)] for op in node.ops),
+                tuple(_convert(o, text, depth + 1) for o in operands))  # fmt: skip
+    if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        return ("bool", node.value)
+    raise ArchcalcError(
+        f"expected a condition (comparisons joined by and, or, not) in {short(text)!r}; "
+        "e.g. 'stride != 1 or C_in != 4*planes'"
+    )
+
+
+def condition_names(tree: tuple) -> frozenset[str]:
+    """The names a parsed condition refers to."""
+    kind = tree[0]
+    if kind in ("and", "or"):
+        return frozenset().union(*(condition_names(t) for t in tree[1]))
+    if kind == "not":
+        return condition_names(tree[1])
+    if kind == "cmp":
+        return frozenset().union(*(names(t) for t in tree[2]))
+    return frozenset()
+
+
+def evaluate_condition(tree: tuple, env: Mapping[str, Value], text: str = "") -> bool:
+    """Decide a parsed condition; an undecidable one (free symbols) is an error."""
+    kind = tree[0]
+    if kind == "bool":
+        return tree[1]
+    if kind == "not":
+        return not evaluate_condition(tree[1], env, text)
+    if kind == "and":
+        return all(evaluate_condition(t, env, text) for t in tree[1])
+    if kind == "or":
+        return any(evaluate_condition(t, env, text) for t in tree[1])
+    values = [_plain(_eval(t, env, text)) for t in tree[2]]
+    for op, a, b in zip(tree[1], values, values[1:]):
+        verdict = _compare(op, a, b)
+        if verdict is None:
+            raise ArchcalcError(
+                f"condition {short(text)!r} depends on free symbols ({to_text(a)} {op} "
+                f"{to_text(b)}); give them values (--set NAME=VALUE)"
+            )
+        if not verdict:
+            return False
+    return True
+
+
+def _compare(op: str, a: Value, b: Value) -> bool | None:
+    if _is_number(a) and _is_number(b):
+        return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b,
+                ">=": a >= b}[op]  # fmt: skip
+    if op in ("==", "!="):
+        same = equal(a, b)
+        return None if same is None else (same if op == "==" else not same)
+    if op in (">=", "<="):
+        return at_least(a, b) if op == ">=" else at_least(b, a)
+    strict = at_least(a, b + 1) if op == ">" else at_least(b, a + 1)
+    return strict
 
 
 def names(tree: tuple) -> frozenset[str]:
@@ -182,12 +290,17 @@ def _eval(tree: tuple, env: Mapping[str, Value], text: str) -> Value:
         return tree[1]
     if kind == "name":
         try:
-            return env[tree[1]]
+            value = env[tree[1]]
         except KeyError:
             known = ", ".join(sorted(env)) or "none"
             raise ArchcalcError(
                 f"unknown name {tree[1]!r} in {short(text)!r}; declared: {known}"
             ) from None
+        if isinstance(value, str):  # a block parameter that carries an activation name
+            raise ArchcalcError(
+                f"{tree[1]!r} holds the activation {value!r}, not a number, in {short(text)!r}"
+            )
+        return value
     if kind == "neg":
         return -_eval(tree[1], env, text)
     if kind == "bin":
@@ -241,6 +354,10 @@ def _binary(op: str, a: Value, b: Value, text: str) -> Value:
 
 def _call(func: str, args: list) -> Value:
     args = [_plain(arg) for arg in args]
+    if func == "make_divisible":
+        if not all(_is_number(arg) for arg in args):
+            raise ArchcalcError("make_divisible() needs numbers; give the symbols values")
+        return make_divisible(*args)
     if all(_is_number(arg) for arg in args):
         if func == "min":
             return min(args)
@@ -253,6 +370,26 @@ def _call(func: str, args: list) -> Value:
     if func == "max":
         return sp.Max(*args)
     return sp.floor(args[0]) if func == "floor" else sp.ceiling(args[0])
+
+
+def make_divisible(v: Any, divisor: Any, min_value: Any = None) -> int:
+    """torchvision's ``_make_divisible``, exactly: the multiple of ``divisor`` nearest ``v``
+    (at least ``min_value``, default ``divisor``), raised by one step if rounding lost
+    more than 10%. ``v`` may be a fraction.
+
+    >>> make_divisible(32 * 0.75, 8), make_divisible(576 // 4, 8), make_divisible(20, 8)
+    (24, 144, 24)
+    """
+    from fractions import Fraction
+
+    if divisor <= 0:
+        raise ArchcalcError(f"make_divisible() needs a positive divisor. Received: {divisor}")
+    v, floor_of = Fraction(v), lambda x: x.numerator // x.denominator
+    new = max(divisor if min_value is None else min_value,
+              floor_of(v + Fraction(divisor, 2)) // divisor * divisor)  # fmt: skip
+    if new < Fraction(9, 10) * v:
+        new += divisor
+    return int(new)
 
 
 def _plain(value: Any) -> Any:
@@ -390,6 +527,23 @@ def product(values) -> Value:
     for value in values:
         result = result * value
     return result
+
+
+def total(values) -> Value:
+    """The sum of values: ints added as ints, symbolic terms in one ``sympy.Add``.
+
+    >>> total([1, 2, 3])
+    6
+    """
+    number, terms = 0, []
+    for value in values:
+        if isinstance(value, int):
+            number += value
+        else:
+            terms.append(value)
+    if not terms:
+        return number
+    return simplify(_sympy().Add(number, *terms))
 
 
 def simplify(value: Value) -> Value:

@@ -1,22 +1,46 @@
 """Static checks of a spec that need more than one field at a time.
 
 Unknown layer types, block parameters, undeclared names in expressions and
-recursive blocks are found here, when the spec is loaded, with the spec path
-of the offending item.
+conditions, activation fields naming a block parameter, and recursive blocks
+are found here, when the spec is loaded, with the spec path of the offending
+item. Tensor names (``input:``, ``inputs:``, ``outputs:``) are resolved when the
+spec is elaborated, where repeats and blocks are unrolled.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from archcalc.errors import ArchcalcError
 from archcalc.language import expr
+from archcalc.language.fields import ACTIVATION_TYPES, PADDING_WORDS, suggest
 
 if TYPE_CHECKING:
     from archcalc.language.spec import Spec
 
 #: Fields of a BlockCall that are not block parameters.
-CALL_FIELDS = frozenset({"type", "name", "expect"})
+CALL_FIELDS = frozenset({"type", "name", "expect", "input", "when"})
+#: Words a user may try for a type, mapped to what archcalc calls it (suggest by meaning).
+TYPE_MEANINGS = {
+    "swish": "silu", "hard_swish": "hardswish", "hswish": "hardswish", "h_swish": "hardswish",
+    "hard_sigmoid": "hardsigmoid", "hsigmoid": "hardsigmoid", "dense": "linear",
+    "fc": "linear", "fully_connected": "linear", "conv": "conv2d", "convolution": "conv2d",
+    "deconv": "conv_transpose2d", "deconv2d": "conv_transpose2d", "convtranspose2d": "conv_transpose2d",
+    "conv2d_transpose": "conv_transpose2d", "upsampling": "upsample", "upsample2d": "upsample",
+    "interpolate": "upsample", "resize": "upsample", "maxpool": "maxpool2d",
+    "avgpool": "avgpool2d", "global_avgpool": "adaptive_avgpool2d", "gap": "adaptive_avgpool2d",
+    "batchnorm": "batchnorm2d", "bn": "batchnorm2d", "batch_norm": "batchnorm2d",
+    "layer_norm": "layernorm", "ln": "layernorm", "groupnorm": "group_norm",
+    "instancenorm": "instance_norm2d", "instance_norm": "instance_norm2d", "lrn": "local_response_norm",
+    "attention": "multihead_attention", "mha": "multihead_attention", "self_attention": "multihead_attention",
+    "multiheadattention": "multihead_attention", "cat": "concat", "concatenate": "concat",
+    "sum": "add", "plus": "add", "multiply": "mul", "product": "mul", "view": "reshape",
+    "pad": "zero_pad", "padding": "zero_pad", "crop": "center_crop", "shuffle": "channel_shuffle",
+    "skip": "residual", "shortcut": "residual", "res": "residual", "gate": "mul",
+    "logsoftmax": "log_softmax", "relu_6": "relu6", "leakyrelu": "leaky_relu", "prelu_": "prelu",
+    "droppath": "stochastic_depth", "drop_path": "stochastic_depth", "avg_pool": "avgpool2d",
+    "max_pool": "maxpool2d", "squeeze_excitation": "mul", "global_pool": "adaptive_avgpool2d",
+}  # fmt: skip
 
 
 def child_lists(layer) -> Iterator[tuple[str, list]]:
@@ -25,34 +49,46 @@ def child_lists(layer) -> Iterator[tuple[str, list]]:
     if kind == "residual":
         yield ".body", layer.body
         yield ".shortcut", layer.shortcut
-    elif kind == "concat":
+    elif kind == "concat" and layer.branches is not None:
         for index, branch in enumerate(layer.branches):
             yield f".branches[{index}]", branch
     elif kind == "repeat":
         yield ".layers", layer.layers
 
 
+def field_texts(field: str, value: Any) -> Iterator[tuple[str, str]]:
+    """The expression strings in one field's value, with their path suffixes."""
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == "pairs":
+        for i, pair in enumerate(value[1]):
+            for j, item in enumerate(pair):
+                if isinstance(item, str):
+                    yield f"{field}[{i}][{j}]", item
+        return
+    values = value if isinstance(value, (list, tuple)) else (value,)
+    for index, item in enumerate(values):
+        if isinstance(item, str) and item not in PADDING_WORDS:
+            yield (f"{field}[{index}]" if isinstance(value, (list, tuple)) else field), item
+
+
 def expressions(layer) -> Iterator[tuple[str, str]]:
     """Every expression string of a layer item, with the field path suffix."""
     block_args = layer.__pydantic_extra__ or {}  # None for built-in types (extra fields forbidden)
-    items = list(block_args.items()) + [(name, getattr(layer, name)) for name in layer.EXPR_FIELDS]
+    items = [(k, v) for k, v in block_args.items() if v not in ACTIVATION_TYPES]
+    items += [(name, getattr(layer, name)) for name in layer.EXPR_FIELDS]
     if layer.expect is not None:
         items += [(f"expect.{key}", value) for key, value in layer.expect
                   if value is not None and not hasattr(value, "approx")]  # fmt: skip
     for field, value in items:
-        values = value if isinstance(value, (list, tuple)) else (value,)
-        for index, item in enumerate(values):
-            if isinstance(item, str) and item not in ("same", "valid"):
-                suffix = f"{field}[{index}]" if isinstance(value, (list, tuple)) else field
-                yield "." + suffix, item
+        for suffix, text in field_texts(field, value):
+            yield "." + suffix, text
 
 
 def check_references(spec: Spec) -> None:
     """Raise ArchcalcError for the first reference problem in ``spec``."""
-    from archcalc.language.spec import BUILTIN_TYPES
+    from archcalc.language.layer_types import BUILTIN_TYPES
 
     for name in list(spec.symbols) + [p for block in spec.blocks.values() for p in block.params]:
-        if name in expr.RESERVED_NAMES:
+        if name in expr.RESERVED_NAMES or name in ACTIVATION_TYPES:
             raise ArchcalcError(f"{name!r} is reserved and cannot name a symbol or parameter")
     for name in spec.blocks:
         if name in BUILTIN_TYPES:
@@ -62,12 +98,11 @@ def check_references(spec: Spec) -> None:
             )
     calls: dict[str, set[str]] = {}
     globals_ = frozenset(spec.symbols)
-    _check_list(spec, spec.layers, "layers", globals_, calls.setdefault("", set()))
+    _check_list(spec, spec.layers, "layers", globals_, frozenset(), calls.setdefault("", set()))
     for name, block in spec.blocks.items():
         scope = globals_ | frozenset(block.params)
-        _check_list(
-            spec, block.layers, f"blocks.{name}.layers", scope, calls.setdefault(name, set())
-        )
+        _check_list(spec, block.layers, f"blocks.{name}.layers", scope, frozenset(block.params),
+                    calls.setdefault(name, set()))  # fmt: skip
     done: set[str] = set()
     for name in spec.blocks:
         _find_cycle(name, calls, [name], done)
@@ -85,23 +120,30 @@ def check_references(spec: Spec) -> None:
             _check_names(item, globals_, "input", index)
 
 
-def _check_names(text: str, scope: frozenset[str], path: str, index: int | None = None) -> None:
-    unknown = sorted(expr.names(expr.parse(text)) - scope)
+def _check_names(text: str, scope: frozenset[str], path: str, index: int | None = None,
+                 condition: bool = False) -> None:  # fmt: skip
+    tree = expr.parse_condition(text) if condition else expr.parse(text)
+    found = expr.condition_names(tree) if condition else expr.names(tree)
+    unknown = sorted(found - scope)
     if unknown:
-        from archcalc.language.spec import suggest
-
-        declared = ", ".join(sorted(scope)) or "none"
+        declared = ", ".join(sorted(scope - frozenset(expr.INPUT_SIZE_NAMES))) or "none"
         where = f"{path}[{index}]" if index is not None else path
+        case = [s for s in scope if s.lower() == unknown[0].lower()]
+        hint = (
+            f" (did you mean {case[0]!r}? names are case-sensitive)"
+            if case
+            else suggest(unknown[0], scope)
+        )
         raise ArchcalcError(
-            f"undeclared name {unknown[0]!r} in {text!r}{suggest(unknown[0], scope)}; "
-            f"declared: {declared}",
-            path=where,
+            f"undeclared name {unknown[0]!r} in {text!r}{hint}; declared: {declared}", path=where
         )
 
 
-def _check_list(spec: Spec, layers: list, prefix: str, scope: frozenset, calls: set) -> None:
-    from archcalc.language.spec import BUILTIN_TYPES, suggest
+def _check_list(spec: Spec, layers: list, prefix: str, scope: frozenset, params: frozenset,
+                calls: set) -> None:  # fmt: skip
+    from archcalc.language.layer_types import BUILTIN_TYPES
 
+    local = scope | frozenset(expr.INPUT_SIZE_NAMES)
     for index, layer in enumerate(layers):
         path = f"{prefix}[{index}]"
         if type(layer).__name__ == "BlockCall":
@@ -109,7 +151,8 @@ def _check_list(spec: Spec, layers: list, prefix: str, scope: frozenset, calls: 
             if block is None:
                 known = [*BUILTIN_TYPES, *spec.blocks]
                 raise ArchcalcError(
-                    f"unknown layer type {layer.type!r}{suggest(layer.type, known)}",
+                    f"unknown layer type {layer.type!r}"
+                    f"{suggest(layer.type, known, meaning=TYPE_MEANINGS)}",
                     path=f"{path}.type",
                 )
             calls.add(layer.type)
@@ -127,9 +170,19 @@ def _check_list(spec: Spec, layers: list, prefix: str, scope: frozenset, calls: 
                     f"block {layer.type!r} needs parameter(s) {', '.join(missing)}", path=path
                 )
         for suffix, text in expressions(layer):
-            _check_names(text, scope, path + suffix)
+            _check_names(text, local, path + suffix)
+        if layer.when is not None:
+            _check_names(layer.when, local, f"{path}.when", condition=True)
+        act = layer.__dict__.get("activation")
+        if act is not None and act not in ACTIVATION_TYPES and act not in params:
+            hint = suggest(act, [*ACTIVATION_TYPES, *params], meaning=TYPE_MEANINGS)
+            raise ArchcalcError(
+                f"unknown activation {act!r}{hint}; expected one of "
+                f"{', '.join(ACTIVATION_TYPES)}" + (" or a block parameter" if params else ""),
+                path=f"{path}.activation",
+            )
         for suffix, children in child_lists(layer):
-            _check_list(spec, children, path + suffix, scope, calls)
+            _check_list(spec, children, path + suffix, scope, params, calls)
 
 
 def _find_cycle(name: str, calls: dict[str, set[str]], stack: list[str], done: set[str]) -> None:

@@ -1,34 +1,33 @@
-"""Walk a spec and compute every layer's numbers: :func:`analyze`.
+"""The counting pass: every shown node of the graph becomes a row with its numbers.
 
-Composites are flattened into leaf rows in execution order, each with its
-path in the expanded network (``layers[4].body[2]``; a repeat's iteration
-``k`` is ``layers[2][k].layers[0]``; a block call's layers are
-``layers[3].layers[0]``; an ``activation:`` shorthand is
-``layers[0].activation``).
+:func:`analyze` elaborates a spec (:mod:`archcalc.graph.elaborate`) and asks
+each node's rule the counting questions; rows are the table's lines in
+execution order, totals their sums. Nodes that no output depends on are left
+out (with a warning).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from archcalc.errors import ArchcalcError, SpecWarning
+from archcalc.graph.elaborate import MAX_EXPANDED_LAYERS, elaborate
+from archcalc.graph.graph import Graph, Group, Node
 from archcalc.language import expr
-from archcalc.language.loader import load_spec
-from archcalc.language.references import child_lists
-from archcalc.language.spec import BUILTIN_TYPES, FIELD_MINIMUM, Spec
-from archcalc.quantities.layers import Answer, Note, answer, shape_text
+from archcalc.language.spec import Spec
+from archcalc.quantities.layers import answer, rule_for
 
 Value = expr.Value
-#: Leaf layers (and composites) a spec may expand to, repeats and blocks included.
-MAX_EXPANDED_LAYERS = 100_000
 TOTAL_KEYS = ("params", "neurons", "connections", "macs", "flops")
 ROW_KEYS = ("weights_per_neuron", "neurons", "connections", "params", "macs")
+__all__ = ["MAX_EXPANDED_LAYERS", "Analysis", "Row", "analyze"]
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One leaf layer of the expanded network."""
+    """One shown node of the network: a line of the table."""
 
     path: str
     name: str | None
@@ -43,6 +42,7 @@ class Row:
     fan_in: Value | None
     fan_out: Value | None
     hyper: dict = field(repr=False, compare=False)
+    node: int = field(default=0, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,53 +55,84 @@ class Row:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """A layer item of the spec as it was expanded: leaf or composite, with its rows
-    ``rows[first_row:end_row]`` (the item's own activation row last, if it has one)."""
-
-    path: str
-    type: str
-    output: tuple
-    first_row: int
-    end_row: int
-    expect: Any
-    env: Mapping[str, Value] = field(repr=False, compare=False)
-    #: Child item lists: residual (body, shortcut); concat one per branch; repeat and
-    #: block calls one sequence; leaves none.
-    children: tuple = field(default=(), repr=False, compare=False)
-
-
 @dataclass
 class Analysis:
-    """The result of :func:`analyze`: rows, totals, warnings and assumptions."""
+    """The result of :func:`analyze`: the graph, its rows and totals, warnings, assumptions."""
 
-    spec: Spec
-    values: dict[str, int]
-    input: tuple
-    output: tuple
+    graph: Graph
     rows: list[Row]
-    items: list[Item]
-    tree: list[Item]
-    warnings: list[SpecWarning]
-    assumptions: list[tuple[str, str]]
-    env: Mapping[str, Value] = field(repr=False)
     totals: dict[str, Value] = field(init=False)
 
     def __post_init__(self) -> None:
         self.totals = {key: 0 for key in TOTAL_KEYS}
-        for row in self.rows:
-            for key in ("params", "neurons", "connections", "macs"):
-                value = getattr(row, key)
-                if value is not None:
-                    self.totals[key] = self.totals[key] + value
-        self.totals["flops"] = 2 * self.totals["macs"]
-        self.totals = {key: expr.simplify(value) for key, value in self.totals.items()}
+        for key in ("params", "neurons", "connections", "macs"):
+            present = [getattr(row, key) for row in self.rows if getattr(row, key) is not None]
+            self.totals[key] = expr.total(present)
+        self.totals["flops"] = expr.simplify(2 * self.totals["macs"])
+        self._row_nodes = [row.node for row in self.rows]
+
+    # -- what the graph knows
+
+    @property
+    def spec(self) -> Spec:
+        return self.graph.spec
+
+    @property
+    def values(self) -> dict[str, int]:
+        return self.graph.values
+
+    @property
+    def env(self) -> Mapping[str, Value]:
+        return self.graph.env
+
+    @property
+    def warnings(self) -> list[SpecWarning]:
+        return self.graph.warnings
+
+    @property
+    def assumptions(self) -> list[tuple[str, str]]:
+        return self.graph.assumptions
+
+    @property
+    def input(self) -> tuple:
+        return self.graph.input.shape
+
+    @property
+    def outputs(self) -> list[tuple]:
+        """The shape of every output, in ``outputs:`` order."""
+        return [self.graph.nodes[i].shape for i in self.graph.outputs]
+
+    @property
+    def output(self) -> tuple:
+        """The (first) output's shape."""
+        return self.outputs[0]
+
+    @property
+    def tree(self) -> list[Group]:
+        return self.graph.tree
+
+    @property
+    def items(self) -> list[Group]:
+        """Every item as written, children before their parent."""
+        return self.graph.groups()
 
     @property
     def symbolic(self) -> bool:
         """True when any result depends on a free symbol."""
-        return any(expr.is_symbolic(v) for v in (*self.totals.values(), *self.output))
+        shapes = [v for shape in self.outputs for v in shape]
+        return any(expr.is_symbolic(v) for v in (*self.totals.values(), *shapes))
+
+    def rows_of(self, group: Group) -> list[Row]:
+        """The rows of an item (a composite's: all its layers')."""
+        lo = bisect_left(self._row_nodes, group.first)
+        hi = bisect_left(self._row_nodes, group.end)
+        return self.rows[lo:hi]
+
+    def row_of(self, node: Node | int) -> Row | None:
+        """The row of a node (None for nodes that are not shown)."""
+        i = node if isinstance(node, int) else node.id
+        j = bisect_left(self._row_nodes, i)
+        return self.rows[j] if j < len(self.rows) and self._row_nodes[j] == i else None
 
     def row(self, path: str) -> Row:
         """The row at ``path`` (or with that name)."""
@@ -112,7 +143,7 @@ class Analysis:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data: numbers as ints, symbolic values as strings in Python syntax."""
-        return {
+        data = {
             "name": self.spec.name,
             "input": [_json(v) for v in self.input],
             "output": [_json(v) for v in self.output],
@@ -122,12 +153,52 @@ class Analysis:
             "assumptions": [{"path": p, "condition": c} for p, c in self.assumptions],
             "values": dict(self.values),
         }
+        if len(self.graph.outputs) > 1:
+            data["outputs"] = [
+                {"name": name, "path": self.graph.nodes[i].path,
+                 "shape": [_json(v) for v in self.graph.nodes[i].shape]}
+                for name, i in zip(self.spec.outputs or (), self.graph.outputs)
+            ]  # fmt: skip
+        return data
 
 
 def _json(value: Value | None) -> int | str | None:
     if value is None or isinstance(value, int):
         return value
     return expr.to_text(value)
+
+
+def count(graph: Graph) -> Analysis:
+    """The counting pass over an elaborated graph."""
+    live = graph.live()
+    nodes = graph.nodes
+    rows: list[Row] = []
+    dead: list[str] = []
+    for node in nodes:
+        if not node.shown or node.type == "input":
+            continue
+        if not live[node.id]:
+            dead.append(node.path)
+            continue
+        rule = rule_for(node.type)
+        if rule.merge:
+            inp: Any = tuple(nodes[i].shape for i in node.inputs)
+            first = inp[0]
+        elif rule.source:
+            inp = first = ()
+        else:
+            inp = first = nodes[node.inputs[0]].shape
+        a = answer(rule, node.hyper, inp, node.shape)
+        rows.append(Row(node.path, node.name, node.type, first, node.shape, a.weights_per_neuron,
+                        a.neurons, a.connections, a.params, a.macs, a.fan_in, a.fan_out,
+                        node.hyper, node.id))  # fmt: skip
+    if dead:
+        shown = ", ".join(dead[:3]) + (f" and {len(dead) - 3} more" if len(dead) > 3 else "")
+        graph.warnings.append(SpecWarning(
+            dead[0], f"{shown}: no output depends on {'them' if len(dead) > 1 else 'it'}; left "
+            "out of the rows and totals (name it under outputs: to keep it)",
+        ))  # fmt: skip
+    return Analysis(graph, rows)
 
 
 def analyze(spec: Any, *, symbolic: bool = False, **values: int) -> Analysis:
@@ -140,219 +211,4 @@ def analyze(spec: Any, *, symbolic: bool = False, **values: int) -> Analysis:
     >>> a.totals["params"], a.rows[0].connections
     (33, 33)
     """
-    spec = load_spec(spec)
-    env = _environment(spec, values, symbolic)
-    walker = _Walker(spec)
-    walker.count(spec.layers, env, "layers", 0)
-    inp = tuple(walker.evaluate(v, env, f"input[{i}]", "input") for i, v in enumerate(spec.input))
-    out, tree = walker.run(spec.layers, inp, "layers", env)
-    return Analysis(
-        spec=spec,
-        values={k: v for k, v in env.items() if isinstance(v, int)},
-        input=inp,
-        output=out,
-        rows=walker.rows,
-        items=walker.items,
-        tree=tree,
-        warnings=walker.warnings,
-        assumptions=walker.assumptions,
-        env=env,
-    )
-
-
-def _environment(spec: Spec, values: Mapping[str, Any], symbolic: bool) -> dict[str, Value]:
-    unknown = sorted(set(values) - set(spec.symbols))
-    if unknown:
-        declared = ", ".join(spec.symbols) or "none"
-        raise ArchcalcError(
-            f"cannot set {unknown[0]!r}: not a declared symbol (declared: {declared})"
-        )
-    env: dict[str, Value] = {}
-    for name, default in spec.symbols.items():
-        value = values.get(name, None if symbolic else default)
-        if value is None:
-            env[name] = expr.symbol(name)
-            continue
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or not 0 <= value <= expr.MAX_VALUE
-        ):
-            raise ArchcalcError(f"symbol values are integers >= 0. Received: {name}={value!r}")
-        env[name] = value
-    return env
-
-
-class _Walker:
-    def __init__(self, spec: Spec):
-        self.spec = spec
-        self.rows: list[Row] = []
-        self.items: list[Item] = []
-        self.warnings: list[SpecWarning] = []
-        self.assumptions: list[tuple[str, str]] = []
-        self.globals = spec.symbols
-
-    # -- expressions
-
-    def evaluate(self, value: Any, env: Mapping[str, Value], path: str, name: str) -> Value:
-        if isinstance(value, int):
-            return value
-        try:
-            result = expr.evaluate_text(value, env)
-        except ArchcalcError as err:
-            raise err.at(path) from None
-        minimum = FIELD_MINIMUM.get(name)
-        if minimum is not None:
-            Note(path, self.warnings, self.assumptions).at_least(
-                result, minimum, f"expected {name} >= {minimum}. Received: {name}={value!r} = "
-                f"{expr.to_text(result)}",
-            )  # fmt: skip
-        return result
-
-    def resolve(self, layer: Any, env: Mapping[str, Value], path: str) -> dict[str, Any]:
-        """A leaf layer's fields with every expression evaluated."""
-        h = dict(layer.__dict__)
-        for name in layer.EXPR_FIELDS:
-            value = h[name]
-            if value is None or isinstance(value, int) or value in ("same", "valid"):
-                continue
-            if isinstance(value, tuple):
-                h[name] = tuple(
-                    self.evaluate(v, env, f"{path}.{name}[{i}]", name) for i, v in enumerate(value)
-                )
-            else:
-                h[name] = self.evaluate(value, env, f"{path}.{name}", name)
-        return h
-
-    def block_env(self, call: Any, env: Mapping[str, Value], path: str) -> dict[str, Value]:
-        inner = {name: env[name] for name in self.globals}
-        for param, value in (call.__pydantic_extra__ or {}).items():
-            inner[param] = self.evaluate(value, env, f"{path}.{param}", param)
-        return inner
-
-    # -- expansion budget (checked before anything is expanded)
-
-    def count(self, layers: list, env: Mapping[str, Value], path: str, total: int) -> int:
-        """Leaf and composite items the list expands to, plus ``total``; stops at the limit."""
-        for index, layer in enumerate(layers):
-            here = f"{path}[{index}]"
-            total += 1 + (layer.__dict__.get("activation") is not None)
-            kind = layer.type
-            if kind == "repeat":
-                times = self.evaluate(layer.times, env, f"{here}.times", "times")
-                if expr.is_symbolic(times):
-                    raise ArchcalcError(
-                        f"repeat count must be a number, not {expr.to_text(times)}; give the "
-                        "symbol a value (--set NAME=VALUE)", path=f"{here}.times",
-                    )  # fmt: skip
-                once = self.count(layer.layers, env, f"{here}[0].layers", 0)
-                total += times * once
-            elif kind in ("residual", "concat"):
-                for suffix, children in child_lists(layer):
-                    total = self.count(children, env, here + suffix, total)
-            elif kind not in BUILTIN_TYPES:
-                inner = self.block_env(layer, env, here)
-                total = self.count(self.spec.blocks[kind].layers, inner, f"{here}.layers", total)
-            if total > MAX_EXPANDED_LAYERS:
-                raise ArchcalcError(
-                    f"the network expands to more than {MAX_EXPANDED_LAYERS:,} layers here "
-                    "(repeats and blocks unrolled); refusing to analyse it",
-                    path=here if len(here) < 80 else f"{here[:30]}...{here[-40:]}",
-                )  # fmt: skip
-        return total
-
-    # -- the walk
-
-    def run(
-        self, layers: list, shape: tuple, prefix: str, env: Mapping[str, Value]
-    ) -> tuple[tuple, list[Item]]:
-        """Analyse a layer list; returns the output shape and the list's items (a tree)."""
-        items: list[Item] = []
-        for index, layer in enumerate(layers):
-            path = f"{prefix}[{index}]"
-            first = len(self.rows)
-            kind = layer.type
-            children: tuple = ()
-            if kind == "residual":
-                shape, children = self.residual(layer, shape, path, env)
-            elif kind == "concat":
-                shape, children = self.concat(layer, shape, path, env)
-            elif kind == "repeat":
-                times = self.evaluate(layer.times, env, f"{path}.times", "times")
-                sequence: list[Item] = []
-                for k in range(times):
-                    shape, done = self.run(layer.layers, shape, f"{path}[{k}].layers", env)
-                    sequence += done
-                children = (sequence,)
-            elif kind in BUILTIN_TYPES:
-                shape = self.leaf(self.resolve(layer, env, path), layer.name, shape, path)
-            else:
-                inner = self.block_env(layer, env, path)
-                block = self.spec.blocks[kind].layers
-                shape, done = self.run(block, shape, f"{path}.layers", inner)
-                children = (done,)
-            # __dict__, not getattr: pydantic's __getattr__ is slow for fields a model lacks
-            if layer.__dict__.get("activation") is not None and kind not in _LEAF_WITH_ACTIVATION:
-                shape = self.activation(layer.activation, shape, path)
-            item = Item(path, kind, shape, first, len(self.rows), layer.expect, env, children)
-            self.items.append(item)
-            items.append(item)
-        return shape, items
-
-    def leaf(self, h: dict, name: str | None, shape: tuple, path: str) -> tuple:
-        note = Note(path, self.warnings, self.assumptions)
-        try:
-            result: Answer = answer(h, shape, note)
-        except ArchcalcError as err:
-            raise err.at(path) from None
-        self.rows.append(
-            Row(path, name, h["type"], shape, result.output, result.weights_per_neuron,
-                result.neurons, result.connections, result.params, result.macs,
-                result.fan_in, result.fan_out, h)
-        )  # fmt: skip
-        if h.get("activation") is not None:
-            return self.activation(h["activation"], result.output, path)
-        return result.output
-
-    def activation(self, kind: str, shape: tuple, path: str) -> tuple:
-        h = {"type": kind, "negative_slope": None, "alpha": None}
-        return self.leaf(h, None, shape, f"{path}.activation")
-
-    def residual(self, layer: Any, shape: tuple, path: str, env: Mapping[str, Value]):
-        body, body_items = self.run(layer.body, shape, f"{path}.body", env)
-        short, short_items = self.run(layer.shortcut, shape, f"{path}.shortcut", env)
-        note = Note(path, self.warnings, self.assumptions)
-
-        def message() -> str:
-            return (f"residual body gives {shape_text(body)} but the shortcut gives "
-                    f"{shape_text(short)}; they must match (add a projection to the shortcut)")  # fmt: skip
-
-        if len(body) != len(short):
-            raise note.error(message)
-        for a, b in zip(body, short):
-            note.same(a, b, message)
-        return body, (body_items, short_items)
-
-    def concat(self, layer: Any, shape: tuple, path: str, env: Mapping[str, Value]):
-        runs = [
-            self.run(branch, shape, f"{path}.branches[{i}]", env)
-            for i, branch in enumerate(layer.branches)
-        ]
-        outs = [out for out, _ in runs]
-        note = Note(path, self.warnings, self.assumptions)
-
-        def message() -> str:
-            shapes = ", ".join(shape_text(o) for o in outs)
-            return f"concat branches must agree in every dimension but channels. Received: {shapes}"
-
-        for out in outs[1:]:
-            if len(out) != len(outs[0]):
-                raise note.error(message)
-            for a, b in zip(out[1:], outs[0][1:]):
-                note.same(a, b, message)
-        channels = expr.simplify(sum(o[0] for o in outs))
-        return (channels, *outs[0][1:]), tuple(items for _, items in runs)
-
-
-#: Leaves whose ``activation`` field is handled in :meth:`_Walker.leaf`.
-_LEAF_WITH_ACTIVATION = frozenset(BUILTIN_TYPES) - {"residual", "concat", "repeat"}
+    return count(elaborate(spec, symbolic=symbolic, **values))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from archcalc.graph.graph import Group
 from archcalc.language import expr
-from archcalc.quantities.analysis import Analysis, Item
+from archcalc.quantities.analysis import Analysis
 from archcalc.quantities.layers import shape_text
 
 
@@ -43,12 +44,12 @@ def check_expectations(analysis: Analysis, *, decided_only: bool = False) -> lis
     return mismatches
 
 
-def _item_values(analysis: Analysis, item: Item) -> dict[str, Any]:
-    rows = analysis.rows[item.first_row : item.end_row]
-    values: dict[str, Any] = {"output": item.output}
+def _item_values(analysis: Analysis, item: Group) -> dict[str, Any]:
+    rows = analysis.rows_of(item)
+    values: dict[str, Any] = {"output": analysis.graph.nodes[item.output].shape}
     for key in ("neurons", "connections", "params", "macs"):
         present = [getattr(row, key) for row in rows if getattr(row, key) is not None]
-        values[key] = expr.simplify(sum(present)) if present else None
+        values[key] = expr.total(present) if present else None
     leaf = rows[0] if rows and rows[0].path == item.path else None
     values["weights_per_neuron"] = leaf.weights_per_neuron if leaf else None
     return values

@@ -13,28 +13,63 @@ from collections import Counter
 from archcalc.language.expr import Value, ceil_div, exact_div, floor_div, product
 
 
-def conv_output_size(n: Value, k: Value, s: Value = 1, p: Value = 0, d: Value = 1) -> Value:
+def conv_output_size(
+    n: Value, k: Value, s: Value = 1, p: Value = 0, d: Value = 1, p_end: Value | None = None
+) -> Value:
     """Output size of a convolution: ``floor((n + 2p - d(k-1) - 1)/s) + 1``.
 
-    With d = 1 this is the textbook ``1 + (n + 2p - k)/s``.
+    With d = 1 this is the textbook ``1 + (n + 2p - k)/s``. With different
+    padding before and after (``p``, ``p_end``), ``2p`` is their sum.
 
     >>> conv_output_size(224, 11, s=4, p=2)   # AlexNet conv1, lecture version
     55
+    >>> conv_output_size(224, 7, s=2, p=2, p_end=3)   # TF SAME: ceil(224/2)
+    112
     """
-    return floor_div(n + 2 * p - d * (k - 1) - 1, s) + 1
+    both = 2 * p if p_end is None else p + p_end
+    return floor_div(n + both - d * (k - 1) - 1, s) + 1
 
 
-def uncovered_input(n: Value, k: Value, s: Value = 1, p: Value = 0, d: Value = 1) -> Value:
+def uncovered_input(
+    n: Value, k: Value, s: Value = 1, p: Value = 0, d: Value = 1, p_end: Value | None = None
+) -> Value:
     """Rows of the padded input after the last window: ``(n + 2p - d(k-1) - 1) mod s``.
 
     >>> uncovered_input(224, 11, s=4, p=2)
     1
     """
-    return (n + 2 * p - d * (k - 1) - 1) % s
+    both = 2 * p if p_end is None else p + p_end
+    return (n + both - d * (k - 1) - 1) % s
+
+
+def same_padding(n: Value, k: Value, s: Value = 1, d: Value = 1, lower: bool = False) -> tuple:
+    """TensorFlow/Keras/ONNX SAME padding ``(before, after)``: output ``ceil(n/s)``, total
+    padding ``max((ceil(n/s) - 1)·s + d(k-1) + 1 - n, 0)``, the odd pixel after (SAME_UPPER)
+    or before (SAME_LOWER).
+
+    >>> same_padding(224, 7, 2), same_padding(224, 7, 2, lower=True), same_padding(5, 1, 2)
+    ((2, 3), (3, 2), (0, 0))
+    """
+    out = ceil_div(n, s)
+    total = (out - 1) * s + d * (k - 1) + 1 - n
+    if isinstance(total, int):
+        total = max(total, 0)
+    else:
+        import sympy
+
+        total = sympy.Max(total, 0)
+    small = floor_div(total, 2)
+    return (total - small, small) if lower else (small, total - small)
 
 
 def pool_output_size(
-    n: Value, k: Value, s: Value, p: Value = 0, d: Value = 1, ceil_mode: bool = False
+    n: Value,
+    k: Value,
+    s: Value,
+    p: Value = 0,
+    d: Value = 1,
+    ceil_mode: bool = False,
+    p_end: Value | None = None,
 ) -> Value:
     """Output size of a pooling layer: ``floor((n + 2p - d(k-1) - 1)/s) + 1``.
 
@@ -46,7 +81,7 @@ def pool_output_size(
     >>> pool_output_size(6, 3, 2, ceil_mode=True), pool_output_size(5, 2, 2, p=1, ceil_mode=True)
     (3, 3)
     """
-    span = n + 2 * p - d * (k - 1) - 1
+    span = n + (2 * p if p_end is None else p + p_end) - d * (k - 1) - 1
     if not ceil_mode:
         return floor_div(span, s) + 1
     out = ceil_div(span, s) + 1
@@ -144,6 +179,49 @@ def normalization_parameters(features: Value, affine: bool) -> Value:
     128
     """
     return 2 * features if affine else 0
+
+
+def attention_parameters(embed_dim: Value, bias: bool) -> Value:
+    """Parameters of multi-head self-attention: ``4E² + 4E`` (in-projection 3E×E + 3E,
+    out-projection E×E + E), ``4E²`` without biases.
+
+    >>> attention_parameters(768, True)   # one ViT-B/16 encoder layer's attention
+    2362368
+    """
+    weights = 4 * embed_dim * embed_dim
+    return weights + 4 * embed_dim if bias else weights
+
+
+def attention_macs(tokens: Value, embed_dim: Value) -> Value:
+    """MACs of self-attention over L tokens: ``4·L·E²`` for the four projections plus
+    ``2·L²·E`` for the scores QKᵀ and the weighted sum of V (softmax: 0).
+
+    >>> attention_macs(197, 768)   # ViT-B/16
+    524391936
+    """
+    return 4 * tokens * embed_dim * embed_dim + 2 * tokens * tokens * embed_dim
+
+
+def matmul_macs(out: tuple, inner: Value) -> Value:
+    """MACs of a matrix product: every output element sums ``inner`` products, ``Π out · k``.
+
+    >>> matmul_macs((12, 197, 197), 64)
+    29805312
+    """
+    return product(out) * inner
+
+
+def crop_offset(n: Value, size: Value) -> Value | None:
+    """Where a centre crop of ``size`` starts in ``n``: torchvision's
+    ``int(round((n - size) / 2))``, rounding half to even (None when symbolic).
+
+    >>> crop_offset(136, 104), crop_offset(5, 2), crop_offset(7, 2)   # U-Net's first skip: 16
+    (16, 2, 2)
+    """
+    if not (isinstance(n, int) and isinstance(size, int)):
+        return None
+    half, odd = divmod(n - size, 2)
+    return half + (odd and half % 2)
 
 
 def table_taps(table: tuple, kernel: tuple) -> Value:

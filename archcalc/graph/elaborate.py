@@ -1,0 +1,441 @@
+"""Elaboration: a validated spec -> a :class:`~archcalc.graph.graph.Graph`.
+
+The one walk over the spec tree. Blocks are called, ``repeat`` unrolled, ``when:``
+decided, expressions evaluated (ints, or sympy where symbols are free), the
+input sizes ``C_in``, ``H_in``, ``W_in`` (``L_in``, ``D_in``) bound, tensor names
+resolved to nodes, and every node's shape inferred by its layer rule, with the
+rule's checks (errors, warnings, symbolic assumptions) made once, here.
+
+Paths name places in the expanded network: ``layers[4].body[2]``; iteration
+``k`` of a repeat is ``layers[2][k].layers[0]``; a block call's layers are
+``layers[3].layers[0]``; an ``activation:`` shorthand is ``layers[0].activation``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+from archcalc.errors import ArchcalcError
+from archcalc.graph.graph import Graph, Group, Node
+from archcalc.language import expr
+from archcalc.language.fields import ACTIVATION_TYPES, FIELD_MINIMUM
+from archcalc.language.layer_types import BUILTIN_TYPES
+from archcalc.language.loader import load_spec
+from archcalc.language.references import child_lists
+from archcalc.language.spec import Spec
+from archcalc.quantities.layers import rule_for
+from archcalc.quantities.rules import Note, shape_text
+
+Value = expr.Value
+#: Nodes (and composite items) a spec may expand to, repeats and blocks included.
+MAX_EXPANDED_LAYERS = 100_000
+_INPUT_NAMES = {1: ("C_in",), 2: ("C_in", "L_in"), 3: ("C_in", "H_in", "W_in"),
+                4: ("C_in", "D_in", "H_in", "W_in")}  # fmt: skip
+_ACTIVATION_PARAMS = ("negative_slope", "alpha", "beta", "threshold", "min_val", "max_val", "dim")
+
+
+class InputEnv(Mapping):
+    """Names usable in an item's expressions: the scope's, plus its input's sizes."""
+
+    __slots__ = ("base", "shape")
+
+    def __init__(self, base: Mapping[str, Value], shape: tuple):
+        self.base, self.shape = base, shape
+
+    def __getitem__(self, key: str) -> Value:
+        if key.endswith("_in") and key in expr.INPUT_SIZE_NAMES:
+            names = _INPUT_NAMES.get(len(self.shape), ("C_in",))
+            if key in names:
+                return self.shape[names.index(key)]
+            raise ArchcalcError(
+                f"{key} is not defined for an input of shape {shape_text(self.shape)} "
+                f"(it has {', '.join(names)})"
+            )
+        return self.base[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.base
+        yield from _INPUT_NAMES.get(len(self.shape), ("C_in",))
+
+    def __len__(self) -> int:
+        return len(self.base) + len(_INPUT_NAMES.get(len(self.shape), ("C_in",)))
+
+
+class Scope:
+    """Tensor names visible to an item: its own list's earlier items, then enclosing lists'."""
+
+    __slots__ = ("names", "parent", "later")
+
+    def __init__(self, parent: Scope | None = None, names: dict | None = None):
+        self.names: dict[str, tuple[int, str]] = names or {}
+        self.parent = parent
+        self.later: dict[str, str] = {}  # names defined further down this list
+
+    def define(self, name: str, node: int, path: str) -> None:
+        if name == "input":
+            raise ArchcalcError("'input' names the network's (or block's) input; choose "
+                                "another name", path=f"{path}.name")  # fmt: skip
+        if name in self.names:
+            raise ArchcalcError(
+                f"name {name!r} is already used at {self.names[name][1]}; names must be unique "
+                "in a layer list", path=f"{path}.name",
+            )  # fmt: skip
+        self.names[name] = (node, path)
+
+    def lookup(self, name: str, path: str) -> int:
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.names:
+                return scope.names[name][0]
+            if name in scope.later:
+                raise ArchcalcError(
+                    f"{name!r} is defined later, at {scope.later[name]}; an item can only read "
+                    "earlier tensors", path=path,
+                )  # fmt: skip
+            scope = scope.parent
+        known = sorted(self.visible())
+        from archcalc.language.fields import suggest
+
+        raise ArchcalcError(
+            f"unknown tensor name {name!r}{suggest(name, known)}; visible here: "
+            f"{', '.join(known) or 'none'}", path=path,
+        )  # fmt: skip
+
+    def visible(self) -> set[str]:
+        names: set[str] = set()
+        scope: Scope | None = self
+        while scope is not None:
+            names |= set(scope.names)
+            scope = scope.parent
+        return names
+
+
+def environment(spec: Spec, values: Mapping[str, Any], symbolic: bool) -> dict[str, Value]:
+    """Symbol values: given ones, else defaults (unless ``symbolic``), else free symbols."""
+    unknown = sorted(set(values) - set(spec.symbols))
+    if unknown:
+        declared = ", ".join(spec.symbols) or "none"
+        raise ArchcalcError(
+            f"cannot set {unknown[0]!r}: not a declared symbol (declared: {declared})"
+        )
+    env: dict[str, Value] = {}
+    for name, default in spec.symbols.items():
+        value = values.get(name, None if symbolic else default)
+        if value is None:
+            env[name] = expr.symbol(name)
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 0 <= value <= expr.MAX_VALUE
+        ):
+            raise ArchcalcError(f"symbol values are integers >= 0. Received: {name}={value!r}")
+        env[name] = value
+    return env
+
+
+def elaborate(
+    spec: Any, *, symbolic: bool = False, file: str | None = None, **values: int
+) -> Graph:
+    """Elaborate a spec (path, text, dict or Spec) into its graph.
+
+    >>> g = elaborate({"name": "n", "input": [3, 8, 8], "layers": [
+    ...     {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "activation": "relu"}]})
+    >>> [(n.path, n.type, n.shape) for n in g.nodes]
+    [('input', 'input', (3, 8, 8)), ('layers[0]', 'conv2d', (4, 6, 6)), ('layers[0].activation', 'relu', (4, 6, 6))]
+    """
+    spec = load_spec(spec, file=file)
+    env = environment(spec, values, symbolic)
+    return _Elaborator(spec, env).run(file)
+
+
+class _Elaborator:
+    def __init__(self, spec: Spec, env: dict[str, Value]):
+        self.spec, self.env = spec, env
+        self.nodes: list[Node] = []
+        self.warnings: list = []
+        self.assumptions: list[tuple[str, str]] = []
+
+    def run(self, file: str | None) -> Graph:
+        spec, env = self.spec, self.env
+        self.count(spec.layers, env, "layers", 0)
+        shape = tuple(
+            self.evaluate(v, env, f"input[{i}]", "input") for i, v in enumerate(spec.input)
+        )
+        self.nodes.append(Node(0, "input", None, "input", {"type": "input"}, (), shape, False))
+        top = Scope(names={"input": (0, "input")})
+        out, tree = self.sequence(spec.layers, 0, "layers", env, top)
+        if spec.outputs is None:
+            outputs = (out,)
+        else:
+            outputs = tuple(
+                top.lookup(name, f"outputs[{i}]") for i, name in enumerate(spec.outputs)
+            )
+        values = {k: v for k, v in env.items() if isinstance(v, int)}
+        return Graph(spec, values, env, self.nodes, outputs, tree, self.warnings, self.assumptions,
+                     file)  # fmt: skip
+
+    # -- expressions
+
+    def evaluate(self, value: Any, env: Mapping[str, Value], path: str, name: str) -> Value:
+        if isinstance(value, int):
+            return value
+        try:
+            result = expr.evaluate_text(value, env)
+        except ArchcalcError as err:
+            raise err.at(path) from None
+        minimum = FIELD_MINIMUM.get(name)
+        if minimum is not None:
+            Note(path, self.warnings, self.assumptions).at_least(
+                result, minimum, f"expected {name} >= {minimum}. Received: {name}={value!r} = "
+                f"{expr.to_text(result)}",
+            )  # fmt: skip
+        return result
+
+    def resolve(self, layer: Any, env: Mapping[str, Value], path: str) -> dict[str, Any]:
+        """A leaf layer's fields with every expression evaluated."""
+        h = dict(layer.__dict__)
+        for name in ("expect", "input", "when", "name"):
+            h.pop(name, None)
+        for name in layer.EXPR_FIELDS:
+            h[name] = self._resolve_value(h[name], env, f"{path}.{name}", name)
+        if h.get("activation") is not None:
+            h["activation"] = self.activation_name(h["activation"], env, f"{path}.activation")
+        return h
+
+    def _resolve_value(self, value: Any, env, path: str, name: str) -> Any:
+        if value is None or isinstance(value, int) or value in ("same", "valid", "same_upper",
+                                                                 "same_lower"):  # fmt: skip
+            return value
+        if isinstance(value, tuple) and len(value) == 2 and value[0] == "pairs":
+            return ("pairs", tuple(
+                tuple(self.evaluate(v, env, f"{path}[{i}][{j}]", name) for j, v in enumerate(pair))
+                for i, pair in enumerate(value[1])
+            ))  # fmt: skip
+        if isinstance(value, (tuple, list)):
+            return tuple(self.evaluate(v, env, f"{path}[{i}]", name) for i, v in enumerate(value))
+        return self.evaluate(value, env, path, name)
+
+    @staticmethod
+    def activation_name(value: str, env: Mapping[str, Value], path: str) -> str:
+        """An ``activation:`` value: a name, or a block parameter holding one."""
+        if value in ACTIVATION_TYPES:
+            return value
+        held = env.get(value)
+        if not isinstance(held, str):
+            raise ArchcalcError(
+                f"activation {value!r} must name an activation; the block parameter holds "
+                f"{expr.to_text(held) if held is not None else 'nothing'}", path=path,
+            )  # fmt: skip
+        return held
+
+    def block_env(self, call: Any, env: Mapping[str, Value], path: str) -> dict[str, Value]:
+        inner = {name: self.env[name] for name in self.spec.symbols}
+        for param, value in (call.__pydantic_extra__ or {}).items():
+            if isinstance(value, str) and value in ACTIVATION_TYPES:
+                inner[param] = value
+            else:
+                inner[param] = self.evaluate(value, env, f"{path}.{param}", param)
+        return inner
+
+    # -- expansion budget (checked before anything is expanded)
+
+    def count(self, layers: list, env: Mapping[str, Value], path: str, total: int) -> int:
+        """Items the list expands to, plus ``total``; stops at the limit. A repeat count that
+        needs the input's sizes counts once here; the nodes themselves are counted too."""
+        for index, layer in enumerate(layers):
+            here = f"{path}[{index}]"
+            total += 1 + (layer.__dict__.get("activation") is not None)
+            kind = layer.type
+            if kind == "repeat":
+                times = self._static_times(layer, env, here)
+                once = self.count(layer.layers, env, f"{here}[0].layers", 0)
+                total += times * once
+            elif kind in ("residual", "concat"):
+                for suffix, children in child_lists(layer):
+                    total = self.count(children, env, here + suffix, total)
+            elif kind not in BUILTIN_TYPES:
+                try:
+                    inner = self.block_env(layer, env, here)
+                except ArchcalcError:
+                    inner = {name: self.env[name] for name in self.spec.symbols}
+                    inner.update({p: 1 for p in self.spec.blocks[kind].params})
+                total = self.count(self.spec.blocks[kind].layers, inner, f"{here}.layers", total)
+            if total > MAX_EXPANDED_LAYERS:
+                self._too_many(here)
+        return total
+
+    def _static_times(self, layer: Any, env: Mapping[str, Value], path: str) -> int:
+        try:
+            times = self.evaluate(layer.times, env, f"{path}.times", "times")
+        except ArchcalcError:
+            return 1  # depends on the input's sizes: counted as it is unrolled
+        if expr.is_symbolic(times):
+            raise ArchcalcError(
+                f"repeat count must be a number, not {expr.to_text(times)}; give the "
+                "symbol a value (--set NAME=VALUE)", path=f"{path}.times",
+            )  # fmt: skip
+        return times
+
+    @staticmethod
+    def _too_many(path: str) -> None:
+        raise ArchcalcError(
+            f"the network expands to more than {MAX_EXPANDED_LAYERS:,} layers here "
+            "(repeats and blocks unrolled); refusing to analyse it",
+            path=path if len(path) < 80 else f"{path[:30]}...{path[-40:]}",
+        )  # fmt: skip
+
+    # -- nodes
+
+    def node(self, h: dict, name: str | None, inputs: tuple[int, ...], path: str,
+             shown: bool = True) -> int:  # fmt: skip
+        """Add one node: its rule checks the input(s) and gives the output shape."""
+        if len(self.nodes) >= MAX_EXPANDED_LAYERS:
+            self._too_many(path)
+        rule = rule_for(h["type"])
+        if rule.merge:
+            inp: Any = tuple(self.nodes[i].shape for i in inputs)
+        elif rule.source:
+            inp = ()
+        else:
+            inp = self.nodes[inputs[0]].shape
+            if h["type"] == "linear" and self.nodes[inputs[0]].type == "flatten":
+                h["_flattened"] = self.nodes[self.nodes[inputs[0]].inputs[0]].shape
+        note = Note(path, self.warnings, self.assumptions)
+        try:
+            rule.prepare(h, inp, note)
+            shape = rule.output_shape(h, inp, note)
+        except ArchcalcError as err:
+            raise err.at(path) from None
+        node = Node(len(self.nodes), path, name, h["type"], h, inputs, shape, shown)
+        self.nodes.append(node)
+        return node.id
+
+    def activation(self, kind: str, x: int, path: str, layer: Any = None) -> int:
+        h = {"type": kind, **{p: None for p in _ACTIVATION_PARAMS}}
+        return self.node(h, None, (x,), f"{path}.activation")
+
+    # -- the walk
+
+    def sequence(
+        self, layers: list, x: int, prefix: str, env: Mapping[str, Value], scope: Scope
+    ) -> tuple[int, list[Group]]:
+        """Elaborate a layer list reading node ``x``; returns its output node and its items."""
+        for index, layer in enumerate(layers):
+            if layer.name is not None:
+                scope.later.setdefault(layer.name, f"{prefix}[{index}]")
+        groups: list[Group] = []
+        for index, layer in enumerate(layers):
+            path = f"{prefix}[{index}]"
+            if layer.name is not None and scope.later.get(layer.name) == path:
+                del scope.later[layer.name]
+            inputs = self.inputs_of(layer, x, scope, path)
+            item_env = InputEnv(env, self.nodes[inputs[0]].shape) if inputs else env
+            if layer.when is not None and not self.condition(layer.when, item_env, path):
+                continue
+            first = len(self.nodes)
+            x, children = self.item(layer, inputs, path, env, item_env, scope)
+            if layer.name is not None:
+                scope.define(layer.name, x, path)
+            groups.append(Group(path, layer.name, layer.type, first, len(self.nodes), x,
+                                layer.expect, item_env, children))  # fmt: skip
+        return x, groups
+
+    def inputs_of(self, layer: Any, x: int, scope: Scope, path: str) -> tuple[int, ...]:
+        many = layer.__dict__.get("inputs")
+        if many is not None:
+            if layer.input is not None:
+                raise ArchcalcError("give either input or inputs, not both", path=f"{path}.input")
+            return tuple(scope.lookup(name, f"{path}.inputs[{i}]") for i, name in enumerate(many))
+        if layer.ARITY == "none":
+            if layer.input is not None:
+                raise ArchcalcError(f"{layer.type} reads no tensor; remove input",
+                                    path=f"{path}.input")  # fmt: skip
+            return ()
+        if layer.input is not None:
+            return (scope.lookup(layer.input, f"{path}.input"),)
+        return (x,)
+
+    def condition(self, text: str, env: Mapping[str, Value], path: str) -> bool:
+        try:
+            return expr.evaluate_condition(expr.parse_condition(text), env, text)
+        except ArchcalcError as err:
+            raise err.at(f"{path}.when") from None
+
+    def item(self, layer: Any, inputs: tuple[int, ...], path: str, env: Mapping[str, Value],
+             item_env: Mapping[str, Value], scope: Scope) -> tuple[int, tuple]:  # fmt: skip
+        kind = layer.type
+        x = inputs[0] if inputs else 0
+        if kind == "residual":
+            return self.residual(layer, x, path, env, scope)
+        if kind == "concat" and layer.branches is not None:
+            return self.branches(layer, x, path, env, scope)
+        if kind == "repeat":
+            times = self.evaluate(layer.times, item_env, f"{path}.times", "times")
+            if expr.is_symbolic(times):
+                raise ArchcalcError(
+                    f"repeat count must be a number, not {expr.to_text(times)}; give the "
+                    "symbol a value (--set NAME=VALUE)", path=f"{path}.times",
+                )  # fmt: skip
+            iterations = []
+            for k in range(times):
+                x, done = self.sequence(layer.layers, x, f"{path}[{k}].layers", env, Scope(scope))
+                iterations.append(tuple(done))
+            return x, tuple(iterations)
+        if kind not in BUILTIN_TYPES:
+            inner = self.block_env(layer, item_env, path)
+            block = self.spec.blocks[kind].layers
+            own = Scope(names={"input": (x, path)})
+            x, done = self.sequence(block, x, f"{path}.layers", inner, own)
+            return x, (tuple(done),)
+        h = self.resolve(layer, item_env, path)
+        out = self.node(h, layer.name, inputs, path)
+        if h.get("activation") is not None:
+            out = self.activation(h["activation"], out, path)
+        return out, ()
+
+    def residual(self, layer: Any, x: int, path: str, env, scope: Scope) -> tuple[int, tuple]:
+        body, body_groups = self.sequence(layer.body, x, f"{path}.body", env, Scope(scope))
+        short, short_groups = self.sequence(layer.shortcut, x, f"{path}.shortcut", env,
+                                            Scope(scope))  # fmt: skip
+        a, b = self.nodes[body].shape, self.nodes[short].shape
+        note = Note(path, self.warnings, self.assumptions)
+
+        def message() -> str:
+            return (f"residual body gives {shape_text(a)} but the shortcut gives "
+                    f"{shape_text(b)}; they must match (add a projection to the shortcut)")  # fmt: skip
+
+        if len(a) != len(b):
+            raise note.error(message)
+        for p, q in zip(a, b):
+            note.same(p, q, message)
+        out = self.node({"type": "add"}, None, (body, short), f"{path}.add", shown=False)
+        if layer.activation is not None:
+            kind = self.activation_name(layer.activation, env, f"{path}.activation")
+            out = self.activation(kind, out, path)
+        return out, (tuple(body_groups), tuple(short_groups))
+
+    def branches(self, layer: Any, x: int, path: str, env, scope: Scope) -> tuple[int, tuple]:
+        outs, children = [], []
+        for i, branch in enumerate(layer.branches):
+            out, done = self.sequence(branch, x, f"{path}.branches[{i}]", env, Scope(scope))
+            outs.append(out)
+            children.append(tuple(done))
+        shapes = [self.nodes[o].shape for o in outs]
+        note = Note(path, self.warnings, self.assumptions)
+        dim = layer.dim
+
+        def message() -> str:
+            return ("concat branches must agree in every dimension but "
+                    f"{'channels' if dim == 0 else f'dimension {dim}'}. Received: "
+                    f"{', '.join(shape_text(s) for s in shapes)}")  # fmt: skip
+
+        for shape in shapes[1:]:
+            if len(shape) != len(shapes[0]):
+                raise note.error(message)
+            for i, (p, q) in enumerate(zip(shape, shapes[0])):
+                if i != dim:
+                    note.same(p, q, message)
+        out = self.node({"type": "concat", "dim": dim}, None, tuple(outs), f"{path}.cat",
+                        shown=False)  # fmt: skip
+        return out, tuple(children)

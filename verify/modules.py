@@ -1,0 +1,176 @@
+"""torch.nn modules for the layer types torch.nn lacks as modules, or whose arguments differ.
+
+Each takes the archcalc layer's resolved hyperparameters; shapes are per sample
+in archcalc, so a dimension ``d`` here is ``d + 1`` in PyTorch (the batch).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Add(nn.Module):
+    """Element-wise sum of the inputs (broadcasting)."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+
+class Mul(nn.Module):
+    """Element-wise product of the inputs (broadcasting, e.g. a [C,1,1] gate)."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
+        return out
+
+
+class Concat(nn.Module):
+    """torch.cat along a per-sample dimension; a learned tensor (batch 1) is expanded."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        batch = max(x.shape[0] for x in xs)
+        return torch.cat([x.expand(batch, *x.shape[1:]) for x in xs], dim=self.dim + 1)
+
+
+class MatMul(nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(a, b)
+
+
+class Learned(nn.Module):
+    """A learned tensor of a given shape (a class token, a position embedding), batch 1."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, *shape))
+
+    def forward(self) -> torch.Tensor:
+        return self.weight
+
+
+class Reshape(nn.Module):
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class Permute(nn.Module):
+    def __init__(self, dims: tuple[int, ...]):
+        super().__init__()
+        self.dims = (0, *(d + 1 for d in dims))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(self.dims)
+
+
+class Transpose(nn.Module):
+    def __init__(self, dim0: int, dim1: int):
+        super().__init__()
+        self.dim0, self.dim1 = dim0 + 1, dim1 + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(self.dim0, self.dim1)
+
+
+class Unsqueeze(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(self.dim)
+
+
+class Narrow(nn.Module):
+    def __init__(self, dim: int, start: int, length: int):
+        super().__init__()
+        self.dim, self.start, self.length = dim + 1, start, length
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.narrow(self.dim, self.start, self.length)
+
+
+class Pad(nn.Module):
+    """Zero padding, ``(before, after)`` per spatial dimension in archcalc's order."""
+
+    def __init__(self, before: tuple[int, ...], after: tuple[int, ...]):
+        super().__init__()
+        self.pads = tuple(p for b, a in zip(reversed(before), reversed(after)) for p in (b, a))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.pads)
+
+
+class CenterCrop(nn.Module):
+    """torchvision's center_crop offsets: ``int(round((n - size) / 2))`` per dimension."""
+
+    def __init__(self, offsets: tuple[int, ...], size: tuple[int, ...]):
+        super().__init__()
+        self.offsets, self.size = offsets, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for d, (start, length) in enumerate(zip(self.offsets, self.size)):
+            x = x.narrow(d + 2, start, length)
+        return x
+
+
+class Mean(nn.Module):
+    def __init__(self, dims: tuple[int, ...], keepdim: bool):
+        super().__init__()
+        self.dims, self.keepdim = tuple(d + 1 for d in dims), keepdim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(self.dims, keepdim=self.keepdim)
+
+
+class SelfAttention(nn.MultiheadAttention):
+    """nn.MultiheadAttention as self-attention on [L, E] tokens (batch first), its output only."""
+
+    def __init__(self, embed_dim: int, num_heads: int, bias: bool, dropout: float):
+        super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth: drop whole samples ('row') or the batch in training."""
+
+    def __init__(self, p: float, mode: str):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        shape = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        keep = 1.0 - self.p
+        noise = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep)
+        return x * noise.div_(keep)
+
+
+def padded_conv(cls: type[nn.Module], before: tuple[int, ...], after: tuple[int, ...]):
+    """A convolution class that zero-pads ``before``/``after`` itself (asymmetric or SAME
+    padding, which torch.nn's convolutions cannot say); parameters as ``cls``'s."""
+    pads = tuple(p for b, a in zip(reversed(before), reversed(after)) for p in (b, a))
+
+    class PaddedConv(cls):  # type: ignore[valid-type, misc]
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(F.pad(x, pads))
+
+    PaddedConv.__name__ = f"Padded{cls.__name__}"
+    return PaddedConv
