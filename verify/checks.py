@@ -92,7 +92,11 @@ def mac_checks(analysis: Analysis, model: nn.Module, device: torch.device) -> li
     for row in analysis.rows:
         flops = sum(counts.get(names[id(model.by_path[row.path])], {}).values())
         weighted = row.fan_in is not None
-        detail = "" if weighted else f"FlopCounterMode ignores {row.type} (archcalc counts 0 too)"
+        detail = (
+            ""
+            if weighted or row.macs
+            else f"FlopCounterMode ignores {row.type} (archcalc counts 0 too)"
+        )
         checks.append(compare(f"macs:{row.path}", row.macs, flops // 2, detail))
     total = sum(counts.get("Global", {}).values()) // 2
     checks.append(compare("macs:total", analysis.totals["macs"], total,
@@ -116,7 +120,9 @@ def torchinfo_mult_adds(row: Row) -> int:
         return int(bias * product(row.output[1:]) + (row.params - bias) * row.output[0])
     if row.type.startswith("conv"):
         return int(row.params * product(row.output[1:]))
-    return int(row.params)
+    if row.type == "multihead_attention":  # its parameters times the tokens
+        return int(row.params * row.output[0])
+    return int(row.params)  # linear: parameters at batch 1, whatever the tokens
 
 
 def torchinfo_checks(analysis: Analysis, model: nn.Module, device: torch.device) -> list[Check]:
@@ -131,7 +137,11 @@ def torchinfo_checks(analysis: Analysis, model: nn.Module, device: torch.device)
     differ = set()
     for row in analysis.rows:
         expected = torchinfo_mult_adds(row)
-        expected_total += expected
+        if row.type == "multihead_attention":  # its total sums leaf modules: the out-projection
+            width = int(row.output[-1])
+            expected_total += width * width + (width if row.hyper["bias"] else 0)
+        else:
+            expected_total += expected
         if row.fan_in is None and not expected:
             continue
         info = by_module.get(id(model.by_path[row.path]))
@@ -147,6 +157,12 @@ def torchinfo_checks(analysis: Analysis, model: nn.Module, device: torch.device)
             detail = (
                 f"torchinfo counts parameters only; archcalc's connections: {row.connections:,}"
             )
+        elif row.type == "linear" and len(row.input) > 1:
+            differ.add("linear on tokens (parameters only, not times the tokens)")
+            detail = f"torchinfo's convention; archcalc's connections: {row.connections:,}"
+        elif row.type == "multihead_attention":
+            differ.add("multihead_attention (parameters × tokens)")
+            detail = f"torchinfo's convention; archcalc's MACs: {row.macs:,}"
         elif row.fan_in is not None:
             detail = "equals archcalc's connections"
             expected = row.connections

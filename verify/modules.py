@@ -6,6 +6,8 @@ in archcalc, so a dimension ``d`` here is ``d + 1`` in PyTorch (the batch).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -138,13 +140,25 @@ class Mean(nn.Module):
 
 
 class SelfAttention(nn.MultiheadAttention):
-    """nn.MultiheadAttention as self-attention on [L, E] tokens (batch first), its output only."""
+    """nn.MultiheadAttention as self-attention on [L, E] tokens (batch first), its output only.
+
+    The parameters are nn.MultiheadAttention's (so its weights load as they are); the
+    forward pass is written out with matmuls, the same function as PyTorch's, because
+    PyTorch's fused inference path is invisible to torch.utils.flop_counter.
+    """
 
     def __init__(self, embed_dim: int, num_heads: int, bias: bool, dropout: float):
         super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return super().forward(x, x, x, need_weights=False)[0]
+        n, length, width = x.shape
+        heads = self.num_heads
+        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (t.reshape(n, length, heads, width // heads).transpose(1, 2) for t in (q, k, v))
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(width // heads)
+        weights = F.dropout(scores.softmax(dim=-1), self.dropout, self.training)
+        out = torch.matmul(weights, v).transpose(1, 2).reshape(n, length, width)
+        return self.out_proj(out)
 
 
 class StochasticDepth(nn.Module):
