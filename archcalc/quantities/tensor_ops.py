@@ -114,6 +114,8 @@ _MODE_RANK = {"linear": 2, "bilinear": 3, "bicubic": 3, "trilinear": 4}
 class UpsampleRule(Rule):
     def prepare(self, h, inp, note):
         dims = _spatial(inp, note, "upsample")
+        if dims > 3:
+            raise note.error(f"upsample takes 1 to 3 spatial dimensions. Received: {shape_text(inp)}")
         wanted = _MODE_RANK.get(h["mode"])
         if wanted is not None and len(inp) != wanted:
             raise note.error(f"mode={h['mode']} needs a {wanted - 1}-d input ([C, ...] with "
@@ -133,16 +135,18 @@ class UpsampleRule(Rule):
 
 
 class PixelShuffleRule(Rule):
+    """[..., C·r², H, W] -> [..., C, H·r, W·r] on the last three dimensions, as PyTorch."""
+
     def prepare(self, h, inp, note):
-        if len(inp) != 3:
+        if len(inp) < 3:
             raise note.error(f"pixel_shuffle needs [C, H, W]. Received: {shape_text(inp)}")
-        r = h["upscale_factor"]
-        note.divides(r * r, inp[0], lambda: f"the channels ({to_text(inp[0])}) must be divisible "
+        r, c = h["upscale_factor"], inp[-3]
+        note.divides(r * r, c, lambda: f"the channels ({to_text(c)}) must be divisible "
                      f"by upscale_factor² = {to_text(r * r)}", "upscale_factor")  # fmt: skip
 
     def output_shape(self, h, inp, note):
         r = h["upscale_factor"]
-        return (exact_div(inp[0], r * r), inp[1] * r, inp[2] * r)
+        return (*inp[:-3], exact_div(inp[-3], r * r), inp[-2] * r, inp[-1] * r)
 
 
 class ZeroPadRule(Rule):
