@@ -436,9 +436,11 @@ def _check(paths: Sequence[str], quiet: bool) -> int:
         mismatches = check_expectations(analysis)
         for mismatch in mismatches:
             print(f"{path}: {mismatch}")
-        for warning in analysis.warnings:
-            if not quiet:
-                print(f"{path}: warning: {warning}")
+        if not quiet:
+            from archcalc.render.tables import warning_lines
+
+            for line in warning_lines(analysis.warnings):
+                print(f"{path}: {line}")
         if mismatches:
             failed += 1
         elif not quiet:

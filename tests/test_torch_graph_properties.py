@@ -142,9 +142,7 @@ def run_torch(shape, steps):
     x = torch.randn(2, *shape)  # batch 2: group norm needs more than one value per group
     params = 0
     for kind, step in steps:
-        if kind == "f":
-            x = step(x)
-        elif kind == "m":
+        if kind == "f" or kind == "m":
             x = step(x)
         elif kind == "g":
             if x.ndim < 3:

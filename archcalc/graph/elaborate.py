@@ -299,8 +299,11 @@ class _Elaborator:
             inp = ()
         else:
             inp = self.nodes[inputs[0]].shape
-            if h["type"] == "linear" and self.nodes[inputs[0]].type == "flatten":
-                h["_flattened"] = self.nodes[self.nodes[inputs[0]].inputs[0]].shape
+            if h["type"] == "linear":  # what the linear layer's messages may point at
+                before = self.nodes[inputs[0]]
+                h["_producer"] = before.type
+                if before.type == "flatten":
+                    h["_flattened"] = self.nodes[before.inputs[0]].shape
         note = Note(path, self.warnings, self.assumptions)
         try:
             rule.prepare(h, inp, note)

@@ -104,11 +104,6 @@ def conv_transpose_output_size(
     return (n - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
 
 
-def adaptive_window(n: Value, out: Value) -> tuple[Value, Value]:
-    """Largest and smallest window of adaptive pooling: ``ceil(n/out)``, ``floor(n/out)``."""
-    return ceil_div(n, out), floor_div(n, out)
-
-
 def conv_fan_in(in_channels: Value, groups: Value, kernel: tuple) -> Value:
     """Inputs seen by one output unit: ``(C_in/g)·k_1·k_2···``.
 

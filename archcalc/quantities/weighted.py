@@ -205,9 +205,12 @@ class LinearRule(Rule):
 
     def prepare(self, h, inp, note):
         if len(inp) > 1 and h["type"] == "linear":
-            # Legal in PyTorch (it acts on the last dimension), but on a feature map it is
-            # almost always a missing flatten: say so, keep the course's hint.
-            if len(inp) >= 3:
+            # Legal in PyTorch (it acts on the last dimension), but on a feature map straight
+            # from a convolution or pooling it is almost always a missing flatten: say so.
+            producer = h.get("_producer", "")
+            if len(inp) >= 3 and (
+                producer.startswith(("conv", "subsample", "input")) or "pool" in producer
+            ):
                 note.warn(
                     f"linear acts on the last dimension of {shape_text(inp)} (as torch.nn.Linear "
                     "does); to connect every input, add {type: flatten} before it"

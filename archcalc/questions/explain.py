@@ -8,11 +8,14 @@ M×N, stride s, padding P, dilation d, groups g; a pooling window F.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 from archcalc.language.expr import is_symbolic, product, to_text
 from archcalc.quantities.analysis import Analysis, Row
 from archcalc.quantities.layers import shape_text
+from archcalc.quantities.rules import exact_quotient
+from archcalc.questions import explain_ops as ops
 from archcalc.render.tables import number
 
 _DIM_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
@@ -24,7 +27,8 @@ _LABEL_WIDTH = 19
 def explain(analysis: Analysis, layer: str | None = None) -> str:
     """Working for every row (or the one at path/name ``layer``)."""
     rows = [analysis.row(layer)] if layer else analysis.rows
-    blocks = [_explain_row(row) for row in rows]
+    nodes = analysis.graph.nodes
+    blocks = [_explain_row(row, nodes) for row in rows]
     if not layer:
         t = analysis.totals
         blocks.append(
@@ -62,10 +66,28 @@ def _line(label: str, formula: str, numbers: str | None, value: Any, remark: str
     return text + (f" ({remark})" if remark else "")
 
 
-def _explain_row(row: Row) -> str:
+_SHAPE_OPS = frozenset({"flatten", "reshape", "permute", "transpose", "unsqueeze", "narrow",
+                        "channel_shuffle", "pixel_shuffle", "upsample", "zero_pad", "center_crop",
+                        "mean"})  # fmt: skip
+
+
+def _explain_row(row: Row, nodes: list) -> str:
     title = f"{row.path}" + (f" {row.name}" if row.name else "") + f": {row.type}"
     kind = row.type
-    if kind.startswith("conv_transpose"):
+    node = nodes[row.node]
+    if kind in _SHAPE_OPS and not (kind == "flatten" and len(row.output) == 1):
+        body = ops.shape_op(row, node, nodes, _line)
+    elif kind in ("add", "mul", "concat", "matmul"):
+        body = ops.merge(row, node, nodes, _line)
+    elif kind in ("parameter", "prelu", "group_norm") or kind.startswith("instance_norm"):
+        body = ops.with_parameters(row, _line)
+    elif kind == "multihead_attention":
+        body = ops.attention(row, _line)
+    elif kind.startswith("adaptive_"):
+        body = ops.adaptive_pool(row, _line)
+    elif kind == "linear" and len(row.input) > 1:
+        body = ops.linear_tokens(row, _line)
+    elif kind.startswith("conv_transpose"):
         body = _conv_transpose(row)
     elif kind.startswith("conv") and row.hyper.get("table"):
         body = _table_conv(row)
@@ -91,33 +113,44 @@ def _size_lines(row: Row, formula, numbers, window_word: str) -> list[str]:
     for axis in range(dims):
         n, k, s, p = (row.input[axis + 1], h["kernel_size"][axis], h["stride"][axis],
                       h["padding"][axis])  # fmt: skip
+        q = h.get("padding_end", h["padding"])[axis]
         d = h.get("dilation", (1,) * dims)[axis]
         letters = (_IN_LETTERS[dims][axis], _K_LETTERS[dims][axis] if window_word == "M" else "F")
         value = row.output[axis + 1]
-        padded = p != 0 or window_word == "M"
-        text_formula = formula(*letters, d != 1, padded)
-        text_numbers, exact = numbers(n, k, s, p, d, padded)
+        padded = p != 0 or q != 0 or window_word == "M"
+        text_formula = formula(*letters, d != 1, padded, p != q)
+        text_numbers, exact = numbers(n, k, s, p, d, padded, q)
         remark = ""
         if exact is not None and exact != value:
             rounding = "ceil" if h.get("ceil_mode") else "floor"
-            remark = f"{rounding} of {exact:.4g}"
+            remark = f"{rounding} of {exact_quotient(exact.numerator, exact.denominator)}"
         lines.append(_line(_DIM_NAMES[dims][axis], text_formula, text_numbers, value, remark))
     return lines
 
 
-def _window_formula(n: str, k: str, dilated: bool, padded: bool) -> str:
-    pad = " + 2P" if padded else ""
+def _window_formula(n: str, k: str, dilated: bool, padded: bool, uneven: bool = False) -> str:
+    pad = (" + P_before + P_after" if uneven else " + 2P") if padded else ""
     window = f"d({k}-1) - 1" if dilated else k
     return f"1 + ({n}{pad} - {window})/s"
 
 
-def _window_numbers(n, k, s, p, d, padded):
-    if any(is_symbolic(v) for v in (n, k, s, p, d)):
+def _window_numbers(n, k, s, p, d, padded, q=None):
+    q = p if q is None else q
+    if any(is_symbolic(v) for v in (n, k, s, p, d, q)):
         return None, None
     window = f"{d}({k}-1) - 1" if d != 1 else f"{k}"
-    pad = f" + {2 * p}" if padded else ""
-    exact = (n + 2 * p - d * (k - 1) - 1) / s + 1
+    pad = f" + {p + q}" if padded else ""
+    exact = Fraction(n + p + q - d * (k - 1) - 1, s) + 1
     return f"1 + ({n}{pad} - {window})/{s}", exact
+
+
+def _padding_text(h: dict) -> str:
+    if h.get("same"):
+        return "same"
+    before, after = h["padding"], h.get("padding_end", h["padding"])
+    text = _each(before) if before == after else f"{_shape(before)} before, {_shape(after)} after"
+    mode = h.get("padding_mode")
+    return f"{text} ({mode})" if mode in ("same_upper", "same_lower") else text
 
 
 def _conv(row: Row) -> list[str]:
@@ -127,7 +160,7 @@ def _conv(row: Row) -> list[str]:
     header = (f"  input {_shape(row.input[1:])}×{to_text(c_in)} ({'×'.join(_IN_LETTERS[dims])}×L), "
               f"i = {to_text(filters)} filters {_shape(h['kernel_size'])} ({'×'.join(_K_LETTERS[dims])}), "
               f"stride s = {_each(h['stride'])}, padding P = "
-              + ("same" if h.get("same") else _each(h["padding"])))  # fmt: skip
+              + _padding_text(h))  # fmt: skip
     if any(d != 1 for d in h["dilation"]):
         header += f", dilation d = {_each(h['dilation'])}"
     if g != 1:
@@ -262,4 +295,6 @@ def _other(row: Row) -> list[str]:
                       "gamma and beta; running mean and variance are buffers")]  # fmt: skip
     if kind == "layernorm":
         return [_line("parameters", "2 × normalised elements", None, row.params)]
+    if kind in ("dropout", "dropout2d", "stochastic_depth"):
+        return [f"  output {shape_text(row.output)} (same as input), no parameters; p = {row.hyper['p']}"]
     return [f"  output {shape_text(row.output)} (same as input), no parameters"]

@@ -39,8 +39,51 @@ def _cells(analysis: Analysis) -> tuple[list[list[str]], list[str]]:
     return body, total
 
 
+def _places(paths: list[str], shown: int = 3) -> str:
+    more = len(paths) - shown
+    return ", ".join(paths[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+def warning_lines(warnings) -> list[str]:
+    """Warnings for people: one line per distinct message (with the places it applies to);
+    strides that leave only padding unused, which lose nothing, collapsed into one info line.
+
+    >>> from archcalc.errors import SpecWarning
+    >>> warning_lines([SpecWarning("a", "x"), SpecWarning("b", "x"), SpecWarning("c", "y", "padding")])
+    ['warning: a, b: x', 'info: c: y']
+    """
+    by_cause: dict[str, list[str]] = {}
+    example: dict[str, str] = {}
+    padding: list = []
+    for w in warnings:
+        if w.kind == "padding":
+            padding.append(w)
+            continue
+        # "(56 - 1)/2 = 27.5: the last row ... (1 of them input)": one cause, many numbers
+        arithmetic, sep, cause = w.message.partition(": ")
+        if not (sep and arithmetic.startswith("(") and " = " in arithmetic):
+            arithmetic, cause = "", w.message
+        by_cause.setdefault(cause, []).append(w.path)
+        example.setdefault(cause, arithmetic)
+    lines = []
+    for cause, paths in by_cause.items():
+        worked = example[cause]
+        if worked and len(paths) > 1:
+            lines.append(f"warning: {_places(paths)}: {cause}; e.g. at {paths[0]}: {worked}")
+        else:
+            lines.append(f"warning: {_places(paths)}: {worked + ': ' if worked else ''}{cause}")
+    if len(padding) == 1:
+        lines.append(f"info: {padding[0].path}: {padding[0].message}")
+    elif padding:
+        first = padding[0]
+        lines.append(f"info: {_places([w.path for w in padding])}: strides leave only padding "
+                     f"uncovered (no input value is lost); e.g. at {first.path}: "
+                     f"{first.message.partition(': ')[0]}")  # fmt: skip
+    return lines
+
+
 def _notes(analysis: Analysis) -> list[str]:
-    lines = [f"warning: {w.path}: {w.message}" for w in analysis.warnings]
+    lines = warning_lines(analysis.warnings)
     lines += [f"assumes: {path}: {condition}" for path, condition in analysis.assumptions]
     return lines
 
