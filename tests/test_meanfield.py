@@ -14,7 +14,7 @@ from archcalc import analyze
 from archcalc.init.gaussian import max_moments
 from archcalc.init.meanfield import Moments, activation, border_factors, max_pool, pool_window_sizes
 from archcalc.init.propagation import propagate
-from archcalc.quantities.formulas import taps_in_bounds, windows_per_tap
+from archcalc.layers.formulas import taps_in_bounds, windows_per_tap
 
 
 @settings(max_examples=300, deadline=None)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from archcalc import analyze
 from archcalc.cli import main
 from archcalc.errors import ArchcalcError
-from archcalc.quantities.formulas import (
+from archcalc.layers.formulas import (
     adaptive_window_counts,
     pool_output_size,
     taps_in_bounds,

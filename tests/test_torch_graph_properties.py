@@ -77,7 +77,9 @@ def spec_and_torch(shape, ops):
             steps.append(("f", lambda x, n=n: _crop(_spatial(x, 2), n)))
         elif op == "mean":
             layers.append({"type": "mean", "dims": [d], "keepdim": bool(m % 2)})
-            steps.append(("f", lambda x, d=d, m=m: x.mean(_dim(d, x), keepdim=bool(m % 2))))
+            steps.append(
+                ("f", lambda x, d=d, m=m: _not_scalar(x.mean(_dim(d, x), keepdim=bool(m % 2))))
+            )
         elif op == "group_norm":
             layers.append({"type": "group_norm", "num_groups": n})
             steps.append(("g", n))
@@ -118,6 +120,12 @@ def _dim(d, x, extra=0):
     if not -rank <= d < rank:
         raise IndexError(f"dimension {d} out of range for rank {rank}")
     return d % rank + 1
+
+
+def _not_scalar(x):
+    if x.ndim < 2:  # archcalc refuses a per-sample scalar (later layers would read the batch)
+        raise ValueError("a scalar per sample")
+    return x
 
 
 def _spatial(x, rank):

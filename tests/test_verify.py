@@ -95,7 +95,7 @@ def test_he_2015_thirty_layers_learn_with_2_over_n_and_stall_with_1_over_n():
 
 
 def test_a_wrong_formula_fails_the_checks(monkeypatch):
-    import archcalc.quantities.formulas as formulas
+    import archcalc.layers.formulas as formulas
 
     original = formulas.shared_parameters
     monkeypatch.setattr(
@@ -110,7 +110,7 @@ def test_a_wrong_formula_fails_the_checks(monkeypatch):
 
 
 def test_a_wrong_output_size_fails_the_shape_check(monkeypatch):
-    import archcalc.quantities.formulas as formulas
+    import archcalc.layers.formulas as formulas
 
     original = formulas.conv_output_size
     monkeypatch.setattr(

@@ -23,8 +23,8 @@ from archcalc.language.layer_types import BUILTIN_TYPES
 from archcalc.language.loader import load_spec
 from archcalc.language.references import child_lists
 from archcalc.language.spec import Spec
-from archcalc.quantities.layers import rule_for
-from archcalc.quantities.rules import Note, shape_text
+from archcalc.layers.registry import rule_for
+from archcalc.layers.rules import Note, shape_text
 
 Value = expr.Value
 #: Nodes (and composite items) a spec may expand to, repeats and blocks included.

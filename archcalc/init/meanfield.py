@@ -40,7 +40,7 @@ from typing import Any
 from archcalc.init import activations
 from archcalc.init.gaussian import cdf, density, expect, hermite_rule, legendre_rule
 from archcalc.language.expr import product
-from archcalc.quantities.formulas import adaptive_window_counts, window_counts, windows_per_tap
+from archcalc.layers.formulas import adaptive_window_counts, window_counts, windows_per_tap
 
 #: Increasing activations: max pooling commutes with them.
 INCREASING = frozenset({"relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid", "identity",

@@ -19,8 +19,8 @@ from archcalc.init import activations, meanfield
 from archcalc.init.meanfield import Grad, Law, Moments, grad_add, grad_mean
 from archcalc.init.recommend import ACTIVATIONS, fans, is_weighted
 from archcalc.language.expr import product
+from archcalc.layers.formulas import adaptive_window_counts
 from archcalc.quantities.analysis import Analysis, Row
-from archcalc.quantities.formulas import adaptive_window_counts
 
 #: Nodes that only move elements around: moments and gradients pass unchanged.
 MOVES = frozenset({"flatten", "reshape", "permute", "transpose", "unsqueeze", "channel_shuffle",

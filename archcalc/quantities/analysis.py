@@ -17,7 +17,7 @@ from archcalc.graph.elaborate import MAX_EXPANDED_LAYERS, elaborate
 from archcalc.graph.graph import Graph, Group, Node
 from archcalc.language import expr
 from archcalc.language.spec import Spec
-from archcalc.quantities.layers import answer, rule_for
+from archcalc.layers.registry import answer, rule_for
 
 Value = expr.Value
 TOTAL_KEYS = ("params", "neurons", "connections", "macs", "flops")

@@ -7,8 +7,8 @@ from typing import Any, Mapping
 
 from archcalc.graph.graph import Group
 from archcalc.language import expr
+from archcalc.layers.registry import shape_text
 from archcalc.quantities.analysis import Analysis
-from archcalc.quantities.layers import shape_text
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from fractions import Fraction
 from typing import Any
 
 from archcalc.language.expr import is_symbolic, product, to_text
+from archcalc.layers.registry import shape_text
+from archcalc.layers.rules import exact_quotient
 from archcalc.quantities.analysis import Analysis, Row
-from archcalc.quantities.layers import shape_text
-from archcalc.quantities.rules import exact_quotient
 from archcalc.questions import explain_ops as ops
 from archcalc.render.tables import number
 
@@ -296,5 +296,7 @@ def _other(row: Row) -> list[str]:
     if kind == "layernorm":
         return [_line("parameters", "2 × normalised elements", None, row.params)]
     if kind in ("dropout", "dropout2d", "stochastic_depth"):
-        return [f"  output {shape_text(row.output)} (same as input), no parameters; p = {row.hyper['p']}"]
+        return [
+            f"  output {shape_text(row.output)} (same as input), no parameters; p = {row.hyper['p']}"
+        ]
     return [f"  output {shape_text(row.output)} (same as input), no parameters"]

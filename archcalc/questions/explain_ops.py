@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from archcalc.language.expr import is_symbolic, product
+from archcalc.layers.rules import shape_text
 from archcalc.quantities.analysis import Row
-from archcalc.quantities.rules import shape_text
 from archcalc.render.tables import number
 
 Line = Callable[..., str]
@@ -61,7 +61,7 @@ def attention(row: Row, line: Line) -> list[str]:
 
 
 def adaptive_pool(row: Row, line: Line) -> list[str]:
-    from archcalc.quantities.formulas import adaptive_window_counts
+    from archcalc.layers.formulas import adaptive_window_counts
 
     lines = []
     for axis, (n, out) in enumerate(zip(row.input[1:], row.output[1:])):

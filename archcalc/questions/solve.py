@@ -25,7 +25,7 @@ from archcalc.errors import ArchcalcError
 from archcalc.language import expr
 from archcalc.language.loader import load_spec
 from archcalc.language.spec import Spec
-from archcalc.quantities import formulas as f
+from archcalc.layers import formulas as f
 from archcalc.quantities.analysis import Analysis, analyze
 
 QUANTITIES = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from archcalc.language.expr import to_text
+from archcalc.layers.registry import shape_text
 from archcalc.quantities.analysis import Analysis, Row
-from archcalc.quantities.layers import shape_text
 
 COLUMNS = ("Path", "Layer", "Output shape", "W/neuron", "Neurons", "Connections", "Params", "MACs")
 _NUMERIC = ("weights_per_neuron", "neurons", "connections", "params", "macs")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from archcalc.language.expr import is_symbolic, product, to_text
-from archcalc.quantities import formulas as f
-from archcalc.quantities.rules import (
+from archcalc.layers import formulas as f
+from archcalc.layers.rules import (
     Rule,
     check_output,
     check_window,

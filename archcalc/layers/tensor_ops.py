@@ -8,9 +8,9 @@ channels of [C, H, W], the tokens of [L, E].
 from __future__ import annotations
 
 from archcalc.language.expr import exact_div, product, to_text
-from archcalc.quantities import formulas as f
-from archcalc.quantities.rules import Rule, dim_index, per_dim, shape_text
-from archcalc.quantities.weighted import spatial_padding
+from archcalc.layers import formulas as f
+from archcalc.layers.rules import Rule, dim_index, per_dim, shape_text
+from archcalc.layers.weighted import spatial_padding
 
 
 def _spatial(inp, note, kind: str, least: int = 2) -> int:
@@ -115,7 +115,9 @@ class UpsampleRule(Rule):
     def prepare(self, h, inp, note):
         dims = _spatial(inp, note, "upsample")
         if dims > 3:
-            raise note.error(f"upsample takes 1 to 3 spatial dimensions. Received: {shape_text(inp)}")
+            raise note.error(
+                f"upsample takes 1 to 3 spatial dimensions. Received: {shape_text(inp)}"
+            )
         wanted = _MODE_RANK.get(h["mode"])
         if wanted is not None and len(inp) != wanted:
             raise note.error(f"mode={h['mode']} needs a {wanted - 1}-d input ([C, ...] with "
@@ -179,6 +181,11 @@ class MeanRule(Rule):
     def prepare(self, h, inp, note):
         dims = sorted({dim_index(d, len(inp), note, "dims") for d in h["dims"]})
         h["dims"] = tuple(dims)
+        if len(dims) == len(inp) and not h["keepdim"]:
+            raise note.error(
+                f"mean over every dimension of {shape_text(inp)} leaves a scalar per sample, "
+                "which later layers would read across the batch; use keepdim: true", "dims",
+            )  # fmt: skip
 
     def output_shape(self, h, inp, note):
         if h["keepdim"]:

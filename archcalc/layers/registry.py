@@ -1,16 +1,16 @@
-"""Every layer type's :class:`~archcalc.quantities.rules.Rule`, by type name.
+"""Every layer type's :class:`~archcalc.layers.rules.Rule`, by type name.
 
-The rules live with their families: :mod:`~archcalc.quantities.weighted`
+The rules live with their families: :mod:`~archcalc.layers.weighted`
 (convolutions, linear, attention, LeNet's subsampling and RBF),
-:mod:`~archcalc.quantities.pooling` (pooling, normalisation, PReLU) and
-:mod:`~archcalc.quantities.tensor_ops` (shape-only layers, merges, learned
+:mod:`~archcalc.layers.pooling` (pooling, normalisation, PReLU) and
+:mod:`~archcalc.layers.tensor_ops` (shape-only layers, merges, learned
 tensors). Activations, dropout and identity keep the shape and count nothing.
 """
 
 from __future__ import annotations
 
-from archcalc.quantities import pooling, tensor_ops, weighted
-from archcalc.quantities.rules import Answer, Note, Rule, answer, shape_text
+from archcalc.layers import pooling, tensor_ops, weighted
+from archcalc.layers.rules import Answer, Note, Rule, answer, shape_text
 
 __all__ = ["RULES", "Answer", "Note", "Rule", "answer", "rule_for", "shape_text"]
 

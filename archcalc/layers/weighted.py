@@ -4,8 +4,8 @@ subsampling and RBF output."""
 from __future__ import annotations
 
 from archcalc.language.expr import floor_div, is_symbolic, product, to_text
-from archcalc.quantities import formulas as f
-from archcalc.quantities.rules import (
+from archcalc.layers import formulas as f
+from archcalc.layers.rules import (
     Rule,
     check_output,
     check_window,

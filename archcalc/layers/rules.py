@@ -5,7 +5,7 @@ hyperparameters ``h`` (ints or sympy values, one per spatial dimension where
 it applies) and its input shape: the output shape, the fan-in and fan-out of
 weighted layers, the parameter count and the MACs. The quantities derived
 from those (weights per neuron, neurons, connections) are computed once, in
-:func:`answer`. All arithmetic goes through :mod:`archcalc.quantities.formulas`.
+:func:`answer`. All arithmetic goes through :mod:`archcalc.layers.formulas`.
 
 A rule reads one tensor (``inp`` is its shape) unless it is a merge
 (``merge = True``: ``inp`` is the tuple of its inputs' shapes) or a source
@@ -29,7 +29,7 @@ from archcalc.language.expr import (
     is_symbolic,
     to_text,
 )
-from archcalc.quantities import formulas as f
+from archcalc.layers import formulas as f
 
 Shape = tuple  # of Values, channels first, no batch
 _SHAPE_NAMES = {1: "[F]", 2: "[C, L]", 3: "[C, H, W]", 4: "[C, D, H, W]"}
