@@ -87,6 +87,35 @@ def bench_resnet() -> None:
     )
 
 
+def cpu_best_of(fn, repeat: int) -> float:
+    """Best CPU time of the process over ``repeat`` runs (load on the machine does not blur it)."""
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def bench_zoo_per_layer() -> None:
+    """5. YAML text -> totals per node of the graph, the graph language's models against
+    ResNet-152 (target: no more per node than ResNet-152)."""
+    print("5. zoo specs, YAML text -> totals, CPU time per graph node (best of 5)")
+    base = None
+    for name in ("resnet152", "efficientnet_b0", "vit_b_16", "mobilenet_v3_large", "convnext_tiny"):
+        path = ROOT / "specs" / "zoo" / f"{name}.yaml"
+        if not path.exists():
+            print(f"   {name}: not shipped")
+            continue
+        text = path.read_text()
+        nodes = len(analyze(text).graph.nodes)
+        seconds = cpu_best_of(lambda text=text: analyze(text).totals, 5)
+        per_node = seconds / nodes
+        base = base or per_node
+        print(f"   {name:<20} {seconds * 1e3:6.1f} ms for {nodes:4} nodes: {per_node * 1e6:5.1f} us/node "
+              f"= {per_node / base:4.2f}x ResNet-152's (target <= 1)")  # fmt: skip
+
+
 def bench_verify() -> None:
     try:
         import torch
@@ -168,4 +197,5 @@ if __name__ == "__main__":
     bench_chains()
     bench_resnet()
     bench_cli()
+    bench_zoo_per_layer()
     bench_verify()

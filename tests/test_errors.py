@@ -22,7 +22,7 @@ ERRORS = [
     (spec([{**CONV, "stride": True}]), r"Received: stride=True$"),
     (spec([{**CONV, "activation": "rellu"}]), r"^layers\[0\]\.activation: unknown activation 'rellu' \(did you mean 'relu'\?\); expected one of relu, leaky_relu, .*$"),
     (spec([{"type": "relu", "negative_slope": 0.1}]), r"^layers\[0\]: negative_slope applies to leaky_relu only, not relu$"),
-    (spec([{"type": "dropout", "p": 1.5}]), r"^layers\[0\]\.p: Input should be less than 1"),
+    (spec([{"type": "dropout", "p": 1.5}]), r"^layers\[0\]\.p: expected a probability in \[0, 1\)\. Received: 1\.5$"),
     ({"input": [3], "layers": [{"type": "relu"}]}, r"^name: missing required field 'name'$"),
     (spec([]), r"^layers: List should have at least 1 item"),
     (spec([{"type": "residual", "body": [{**CONV, "bogus": 1}]}]), r"^layers\[0\]\.body\[0\]\.bogus: unknown field"),

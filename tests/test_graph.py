@@ -212,3 +212,18 @@ def test_unknown_types_suggest_by_meaning():
     with pytest.raises(ArchcalcError) as info:
         analyze(spec([{"type": "upsampel", "scale_factor": 2}], [4, 4, 4]))
     assert "did you mean 'upsample'" in str(info.value)
+
+
+def test_expectations_per_output():
+    """A published figure may cover one output only (Inception-v3's GFLOPS: the main head)."""
+    from archcalc.quantities.expectations import check_expectations
+
+    layers = [{"name": "trunk", "type": "linear", "out_features": 2, "bias": False},
+              {"name": "aux", "type": "linear", "out_features": 2, "bias": False},
+              {"name": "main", "type": "identity", "input": "trunk"}]  # fmt: skip
+    good = {"macs": 12, "outputs": {"main": {"macs": 8, "output": [2]}, "aux": {"macs": 12}}}
+    a = analyze(spec(layers, [4], outputs=["main", "aux"], expect=good))
+    assert check_expectations(a) == []
+    bad = {"outputs": {"main": {"macs": 12}}}
+    a = analyze(spec(layers, [4], outputs=["main", "aux"], expect=bad))
+    assert [str(m) for m in check_expectations(a)] == ["outputs.main macs: expected 12, computed 8"]

@@ -343,3 +343,16 @@ def test_plot_without_matplotlib_says_how_to_install(tmp_path, monkeypatch, caps
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     assert main(["init", "specs/lenet5.yaml", "--plot", str(tmp_path / "x.png")]) == 1
     assert "--plot needs matplotlib: pip install 'archcalc[plot]'" in capsys.readouterr().err
+
+
+def test_adaptive_average_pooling_that_enlarges_its_input():
+    """4 -> 7 per dimension: 3 windows of 2 positions and 4 of 1; the variance of independent
+    elements is divided by each window's size, E[1/size] = (4·1 + 3·1/2)/7 per dimension (the old
+    model took the window as in/out = 4/7 and predicted a variance 350 times too large)."""
+    net = analyze({"name": "up", "input": [8, 4, 4], "layers": [
+        {"type": "conv2d", "out_channels": 8, "kernel_size": 1},
+        {"type": "adaptive_avgpool2d", "output_size": 7},
+        {"type": "flatten"}, {"type": "linear", "out_features": 10}]})  # fmt: skip
+    layers = propagate(net, "recommended").layers
+    assert layers[0].forward == pytest.approx(1.0)
+    assert layers[1].forward == pytest.approx(392 * 2 / 402 * (5.5 / 7) ** 2, rel=1e-12)

@@ -202,7 +202,7 @@ def node_module(node: Node, nodes: list[Node]) -> nn.Module:
     if kind == "matmul":
         return modules.MatMul()
     if kind == "parameter":
-        return modules.Learned(_ints(tuple(h["shape"])))
+        return modules.Learned(_ints(tuple(h["shape"])), h["init"], h["std"])
     return leaf_module(NodeRow(node, nodes[node.inputs[0]].shape))
 
 

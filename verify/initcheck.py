@@ -30,6 +30,7 @@ from torch import nn
 from archcalc.init.propagation import propagate
 from archcalc.init.recommend import recommend
 from archcalc.quantities.analysis import Analysis
+from verify import modules
 from verify.checks import Check
 
 BASE_TOLERANCE = math.log(1.25)
@@ -64,8 +65,12 @@ def apply_scheme(
             if getattr(module, "bias", None) is not None:
                 module.bias.zero_()
         for module in model.modules():
-            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm)):
-                module.reset_parameters()
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm,
+                                   nn.GroupNorm, nn.PReLU, modules.Learned)):  # fmt: skip
+                module.reset_parameters()  # at their defaults, re-drawn with this seed
+            elif isinstance(module, nn.MultiheadAttention):  # PyTorch's own init, as modelled
+                module.out_proj.reset_parameters()
+                module._reset_parameters()
 
 
 def measure(model: nn.Module, analysis: Analysis, scheme: str, variances: dict[str, float],
@@ -128,11 +133,10 @@ def init_checks(analysis: Analysis, model: nn.Module, schemes: list[str], device
                     ("backward", layer.backward, logs_b[path], sum(1 / w for w in widths[i + 1 :])),
                 ):
                     measured = math.exp(sum(logs) / len(logs))
-                    error = (
-                        abs(math.log(measured / predicted))
-                        if predicted > 0 and measured > 0
-                        else math.inf
-                    )
+                    if predicted > 0 and measured > 0:
+                        error = abs(math.log(measured / predicted))
+                    else:  # a gradient that cannot flow (a branch scaled by zero) is 0 in both
+                        error = 0.0 if predicted == 0 and measured <= 1e-290 else math.inf
                     allowed = tolerance(width_sum, seeds)
                     checks.append(Check(
                         f"init:{path}", error <= allowed, predicted, measured,

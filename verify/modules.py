@@ -51,14 +51,23 @@ class MatMul(nn.Module):
 
 
 class Learned(nn.Module):
-    """A learned tensor of a given shape (a class token, a position embedding), batch 1."""
+    """A learned tensor of a given shape (a class token, a position embedding, a layer scale),
+    returned with a batch dimension of 1 (broadcast by the merges that read it)."""
 
-    def __init__(self, shape: tuple[int, ...]):
+    def __init__(self, shape: tuple[int, ...], init: float = 0.0, std: float = 0.0):
         super().__init__()
-        self.weight = nn.Parameter(torch.zeros(1, *shape))
+        self.init, self.std = init, std
+        self.weight = nn.Parameter(torch.empty(*shape))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.weight.fill_(self.init)
+            if self.std:
+                self.weight.add_(torch.randn_like(self.weight) * self.std)
 
     def forward(self) -> torch.Tensor:
-        return self.weight
+        return self.weight.unsqueeze(0)
 
 
 class Reshape(nn.Module):

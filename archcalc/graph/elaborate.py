@@ -199,6 +199,9 @@ class _Elaborator:
             h.pop(name, None)
         for name in layer.EXPR_FIELDS:
             h[name] = self._resolve_value(h[name], env, f"{path}.{name}", name)
+        for name in layer.PROBABILITY_FIELDS:
+            if isinstance(h[name], str):
+                h[name] = self.probability(h[name], env, f"{path}.{name}", name)
         if h.get("activation") is not None:
             h["activation"] = self.activation_name(h["activation"], env, f"{path}.activation")
         return h
@@ -215,6 +218,17 @@ class _Elaborator:
         if isinstance(value, (tuple, list)):
             return tuple(self.evaluate(v, env, f"{path}[{i}]", name) for i, v in enumerate(value))
         return self.evaluate(value, env, path, name)
+
+    @staticmethod
+    def probability(text: str, env: Mapping[str, Value], path: str, name: str) -> float:
+        try:
+            value = expr.evaluate_fraction(text, env)
+        except ArchcalcError as err:
+            raise err.at(path) from None
+        if not 0 <= value < 1:
+            raise ArchcalcError(f"expected a probability in [0, 1). Received: {name}={text!r} = "
+                                f"{value}", path=path)  # fmt: skip
+        return value
 
     @staticmethod
     def activation_name(value: str, env: Mapping[str, Value], path: str) -> str:

@@ -110,10 +110,10 @@ class Graph:
                 readers[i].append(node.id)
         return readers
 
-    def live(self) -> list[bool]:
-        """For each node, whether some output depends on it."""
+    def live(self, outputs: tuple[int, ...] | None = None) -> list[bool]:
+        """For each node, whether some output (of ``outputs``, default all) depends on it."""
         alive = [False] * len(self.nodes)
-        stack = list(self.outputs)
+        stack = list(self.outputs if outputs is None else outputs)
         while stack:
             i = stack.pop()
             if not alive[i]:

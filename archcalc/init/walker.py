@@ -121,9 +121,9 @@ class Walker:
             a, b = (self.states[i] for i in node.inputs)
             k = float(self.nodes[node.inputs[0]].shape[-1])
             return Moments.iid(0.0, k * a.m2 * b.m2)
-        if kind == "parameter":
-            self.assume("learned tensors (parameter) start at zero", node)
-            return Moments.iid(0.0, 0.0)
+        if kind == "parameter":  # every element init + N(0, std²); the constant is common
+            h = node.hyper
+            return Moments(h["init"], h["init"] ** 2 + h["std"] ** 2, h["init"] ** 2)
         return self._forward_row(node, self.state_in(node))
 
     def _add(self, node: Node) -> Moments:
@@ -417,8 +417,8 @@ class Walker:
             return g * _average_window(node, self.nodes[node.inputs[0]].shape)[1]
         if "maxpool" in kind:
             return g * self.routing[i]  # each window routes its gradient to its maximum
-        if kind in ("narrow", "center_crop"):
-            return g * _ratio(self.nodes[node.inputs[0]].shape, node.shape)  # cut: no gradient
+        if kind in ("narrow", "center_crop"):  # what is cut off gets no gradient
+            return g * _ratio(node.shape, self.nodes[node.inputs[0]].shape)
         if kind == "upsample":
             return g / _ratio(self.nodes[node.inputs[0]].shape, node.shape)  # copies add up
         if kind == "multihead_attention":

@@ -284,6 +284,18 @@ def evaluate(tree: tuple, env: Mapping[str, Value], text: str = "") -> Value:
     return value
 
 
+def evaluate_fraction(text: str, env: Mapping[str, Value]) -> float:
+    """A number that may be a fraction (a probability ``k / 170``), as a float; needs numbers.
+
+    >>> evaluate_fraction("k / 170", {"k": 17})
+    0.1
+    """
+    value = _plain(_eval(parse(text), env, text))
+    if not _is_number(value):
+        raise ArchcalcError(f"{short(text)!r} depends on free symbols; give them values")
+    return float(value)
+
+
 def _eval(tree: tuple, env: Mapping[str, Value], text: str) -> Value:
     kind = tree[0]
     if kind == "num":

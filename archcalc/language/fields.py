@@ -134,7 +134,30 @@ Padding = Annotated[
     ),
 ]
 
-Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+def _probability(value: Any) -> float | str:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("expected a probability in [0, 1) or an expression string")
+    if isinstance(value, str):
+        try:
+            expr.parse(value)
+        except ArchcalcError as err:
+            raise ValueError(err.message) from None
+        return value
+    if not 0 <= value < 1:
+        raise ValueError(f"expected a probability in [0, 1). Received: {value}")
+    return float(value)
+
+
+#: A probability in [0, 1), or an expression that may be a fraction (``"0.2 * k // 1"`` is not
+#: needed: ``"k / 80"``), evaluated where the item is elaborated.
+Probability = Annotated[
+    Any,
+    PlainValidator(_probability),
+    WithJsonSchema(
+        {"anyOf": [{"type": "number", "minimum": 0, "exclusiveMaximum": 1}, EXPRESSION_SCHEMA]}
+    ),  # fmt: skip
+]
 
 #: Element-wise activations (also the values of the ``activation:`` shorthand).
 ACTIVATION_TYPES = (

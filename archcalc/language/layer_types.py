@@ -58,6 +58,8 @@ class Layer(Model):
 
     #: Fields holding integers or expressions, resolved before any arithmetic.
     EXPR_FIELDS: ClassVar[tuple[str, ...]] = ()
+    #: Fields holding a probability or an expression that may be a fraction.
+    PROBABILITY_FIELDS: ClassVar[tuple[str, ...]] = ()
     #: "none" for a source that reads no tensor (``parameter``).
     ARITY: ClassVar[str] = "one"
     name: Optional[str] = Field(
@@ -134,6 +136,7 @@ class MultiheadAttention(Layer):
     """Self-attention on tokens [L, E] (torch.nn.MultiheadAttention, batch_first)."""
 
     EXPR_FIELDS: ClassVar = ("embed_dim", "num_heads")
+    PROBABILITY_FIELDS: ClassVar = ("dropout",)
     type: Literal["multihead_attention"]
     embed_dim: Optional[IntExpr()] = Field(None, description="E; checked against the input.")
     num_heads: IntExpr() = Field(description="Heads; must divide embed_dim.")
@@ -262,6 +265,7 @@ class LocalResponseNorm(Layer):
 class Dropout(Layer):
     """Dropout (torch.nn.Dropout / Dropout2d): no parameters, shape unchanged."""
 
+    PROBABILITY_FIELDS: ClassVar = ("p",)
     type: Literal["dropout", "dropout2d"]
     p: Probability = Field(0.5, description="Probability of zeroing an element (or a channel).")
 
@@ -270,6 +274,7 @@ class StochasticDepth(Layer):
     """Stochastic depth (torchvision.ops.StochasticDepth): drops whole samples ('row') or the
     whole batch ('batch') in training; no parameters, shape unchanged."""
 
+    PROBABILITY_FIELDS: ClassVar = ("p",)
     type: Literal["stochastic_depth"]
     p: Probability = Field(description="Probability of dropping.")
     mode: Literal["row", "batch"] = Field("row", description="Drop per sample or per batch.")
@@ -435,6 +440,15 @@ class Parameter(Layer):
     EXPR_FIELDS: ClassVar = ("shape",)
     type: Literal["parameter"]
     shape: list[IntExpr()] = Field(min_length=1, max_length=6, description="Its shape.")
+    init: float = Field(
+        0.0, description="The value every element starts at (ConvNeXt's layer scale: 1e-6)."
+    )
+    std: float = Field(
+        0.0,
+        ge=0,
+        description="Plus Gaussian noise of this std at the start (ViT's position "
+        "embedding: 0.02); used by init propagation and verify.",
+    )
 
 
 _INPUTS = Field(min_length=2, description="Names of the tensors it merges.")

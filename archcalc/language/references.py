@@ -75,6 +75,7 @@ def expressions(layer) -> Iterator[tuple[str, str]]:
     block_args = layer.__pydantic_extra__ or {}  # None for built-in types (extra fields forbidden)
     items = [(k, v) for k, v in block_args.items() if v not in ACTIVATION_TYPES]
     items += [(name, getattr(layer, name)) for name in layer.EXPR_FIELDS]
+    items += [(name, getattr(layer, name)) for name in layer.PROBABILITY_FIELDS]
     if layer.expect is not None:
         items += [(f"expect.{key}", value) for key, value in layer.expect
                   if value is not None and not hasattr(value, "approx")]  # fmt: skip

@@ -40,11 +40,20 @@ __all__ = [
 LayerList = list[AnyLayer]
 
 
-class SpecExpect(LayerExpect):
-    """Expected values for the whole network."""
+class OutputExpect(LayerExpect):
+    """Expected values for one output: sums over the layers it depends on."""
 
     weights_per_neuron: None = Field(None, description="Not applicable to a whole network.")
     flops: Optional[Approx | IntExpr(0)] = Field(None, description="2 x MACs.")
+
+
+class SpecExpect(OutputExpect):
+    """Expected values for the whole network (and, under ``outputs``, for single outputs:
+    Inception-v3's published GFLOPS are its main output's, its parameters both heads')."""
+
+    outputs: Optional[dict[TensorName, OutputExpect]] = Field(
+        None, description="Per output name: its shape and the sums over the layers it needs."
+    )
 
 
 class Block(Model):

@@ -38,10 +38,33 @@ def check_expectations(analysis: Analysis, *, decided_only: bool = False) -> lis
         if item.expect is not None:
             computed = _item_values(analysis, item)
             mismatches += _compare(item.path, item.expect, computed, item.env, decided_only)
-    if analysis.spec.expect is not None:
+    expect = analysis.spec.expect
+    if expect is not None:
         computed = {"output": analysis.output, **analysis.totals}
-        mismatches += _compare("", analysis.spec.expect, computed, analysis.env, decided_only)
+        mismatches += _compare("", expect, computed, analysis.env, decided_only)
+        for name, wanted in (expect.outputs or {}).items():
+            mismatches += _compare(f"outputs.{name}", wanted, _output_values(analysis, name),
+                                   analysis.env, decided_only)  # fmt: skip
     return mismatches
+
+
+def _output_values(analysis: Analysis, name: str) -> dict[str, Any]:
+    """An output's shape, and the sums over the rows that output depends on."""
+    graph = analysis.graph
+    names = list(analysis.spec.outputs or [])
+    if name not in names:
+        from archcalc.errors import ArchcalcError
+
+        raise ArchcalcError(f"expect.outputs: {name!r} is not one of the spec's outputs "
+                            f"({', '.join(names) or 'none named'})")  # fmt: skip
+    node = graph.outputs[names.index(name)]
+    needed = graph.live((node,))
+    rows = [row for row in analysis.rows if needed[row.node]]
+    values: dict[str, Any] = {"output": graph.nodes[node].shape}
+    for key in ("params", "neurons", "connections", "macs"):
+        values[key] = expr.total(getattr(row, key) for row in rows if getattr(row, key) is not None)
+    values["flops"] = expr.simplify(2 * values["macs"])
+    return values
 
 
 def _item_values(analysis: Analysis, item: Group) -> dict[str, Any]:
@@ -61,7 +84,7 @@ def _compare(
     found = []
     fails = (lambda v: v is False) if decided_only else (lambda v: v is not True)
     for key, wanted in expect:
-        if wanted is None:
+        if wanted is None or key == "outputs":
             continue
         actual = computed.get(key)
         if key == "output":
