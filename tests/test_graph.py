@@ -227,3 +227,23 @@ def test_expectations_per_output():
     bad = {"outputs": {"main": {"macs": 12}}}
     a = analyze(spec(layers, [4], outputs=["main", "aux"], expect=bad))
     assert [str(m) for m in check_expectations(a)] == ["outputs.main macs: expected 12, computed 8"]
+
+
+def test_activation_parameters_in_types_and_norms():
+    """Conv2dNormActivation with its activation as a block parameter: after batch norm, as a
+    type of its own, and passed on from block to block."""
+    blocks = {
+        "cna": {"params": ["act"], "layers": [
+            {"type": "conv2d", "out_channels": 4, "kernel_size": 1, "bias": False},
+            {"type": "batchnorm2d", "activation": "act"}, {"type": "act"}]},
+        "outer": {"params": ["act"], "layers": [{"type": "cna", "act": "act"}]},
+    }  # fmt: skip
+    a = analyze(spec([{"type": "outer", "act": "hardswish"}, {"type": "cna", "act": "relu"}],
+                     [4, 8, 8], blocks=blocks))  # fmt: skip
+    assert [r.type for r in a.rows] == ["conv2d", "batchnorm2d", "hardswish", "hardswish",
+                                        "conv2d", "batchnorm2d", "relu", "relu"]  # fmt: skip
+    with pytest.raises(
+        ArchcalcError, match="'act' names an activation parameter; it takes no fields"
+    ):
+        blocks["cna"]["layers"][2] = {"type": "act", "p": 1}
+        analyze(spec([{"type": "cna", "act": "relu"}], [4, 8, 8], blocks=blocks))

@@ -248,6 +248,8 @@ class _Elaborator:
         for param, value in (call.__pydantic_extra__ or {}).items():
             if isinstance(value, str) and value in ACTIVATION_TYPES:
                 inner[param] = value
+            elif isinstance(value, str) and isinstance(env.get(value), str):
+                inner[param] = env[value]  # an activation parameter passed on
             else:
                 inner[param] = self.evaluate(value, env, f"{path}.{param}", param)
         return inner
@@ -268,7 +270,7 @@ class _Elaborator:
             elif kind in ("residual", "concat"):
                 for suffix, children in child_lists(layer):
                     total = self.count(children, env, here + suffix, total)
-            elif kind not in BUILTIN_TYPES:
+            elif kind not in BUILTIN_TYPES and kind in self.spec.blocks:
                 try:
                     inner = self.block_env(layer, env, here)
                 except ArchcalcError:
@@ -399,6 +401,10 @@ class _Elaborator:
                 x, done = self.sequence(layer.layers, x, f"{path}[{k}].layers", env, Scope(scope))
                 iterations.append(tuple(done))
             return x, tuple(iterations)
+        if kind not in BUILTIN_TYPES and kind not in self.spec.blocks:  # {type: act}, a parameter
+            name = self.activation_name(kind, env, f"{path}.type")
+            h = {"type": name, **{p: None for p in _ACTIVATION_PARAMS}}
+            return self.node(h, layer.name, inputs, path), ()
         if kind not in BUILTIN_TYPES:
             inner = self.block_env(layer, item_env, path)
             block = self.spec.blocks[kind].layers

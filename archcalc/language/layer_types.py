@@ -214,6 +214,7 @@ class BatchNorm(Layer):
     eps: float = Field(1e-5, gt=0, description="Added to the variance for stability.")
     momentum: float = Field(0.1, ge=0, le=1, description="Running-statistics momentum.")
     affine: bool = Field(True, description="Learn gamma and beta (2 parameters per channel).")
+    activation: Optional[ActivationRef] = _ACTIVATION_FIELD
 
 
 class InstanceNorm(Layer):
@@ -226,6 +227,7 @@ class InstanceNorm(Layer):
     momentum: float = Field(0.1, ge=0, le=1, description="Running-statistics momentum.")
     affine: bool = Field(False, description="Learn gamma and beta (PyTorch's default: no).")
     track_running_stats: bool = Field(False, description="Keep running statistics (buffers).")
+    activation: Optional[ActivationRef] = _ACTIVATION_FIELD
 
 
 class GroupNorm(Layer):
@@ -237,6 +239,7 @@ class GroupNorm(Layer):
     num_channels: Optional[IntExpr()] = Field(None, description="Checked against the channels.")
     eps: float = Field(1e-5, gt=0, description="Added to the variance for stability.")
     affine: bool = Field(True, description="Learn gamma and beta per channel.")
+    activation: Optional[ActivationRef] = _ACTIVATION_FIELD
 
 
 class LayerNorm(Layer):
@@ -249,6 +252,7 @@ class LayerNorm(Layer):
     )
     eps: float = Field(1e-5, gt=0, description="Added to the variance for stability.")
     elementwise_affine: bool = Field(True, description="Learn a gain and a bias per element.")
+    activation: Optional[ActivationRef] = _ACTIVATION_FIELD
 
 
 class LocalResponseNorm(Layer):

@@ -149,6 +149,13 @@ def _check_list(spec: Spec, layers: list, prefix: str, scope: frozenset, params:
         path = f"{prefix}[{index}]"
         if type(layer).__name__ == "BlockCall":
             block = spec.blocks.get(layer.type)
+            if block is None and layer.type in params:  # a parameter holding an activation
+                if layer.__pydantic_extra__:
+                    raise ArchcalcError(
+                        f"{layer.type!r} names an activation parameter; it takes no fields",
+                        path=f"{path}.{next(iter(layer.__pydantic_extra__))}",
+                    )
+                continue
             if block is None:
                 known = [*BUILTIN_TYPES, *spec.blocks]
                 raise ArchcalcError(
