@@ -162,6 +162,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose", "-v", action="store_true", help="list every check, not only failures"
     )
 
+    imp = commands.add_parser(
+        "import", help="trace a PyTorch module and write it as a spec",
+        description="Trace an nn.Module (torch.fx) and write a readable spec of it: items named "
+        "after the module paths, named inputs only where the graph is not sequential. The spec "
+        "records its source, so that `archcalc verify` loads the module's weights into it and "
+        "checks both compute the same. Needs the [verify] extra (PyTorch).",
+    )  # fmt: skip
+    imp.add_argument("target", metavar="TARGET",
+                     help="package.module:callable or path/to/file.py:callable (or an nn.Module)")  # fmt: skip
+    imp.add_argument("--input", required=True, type=_shape, metavar="C,H,W",
+                     help="the input shape, channels first, no batch")  # fmt: skip
+    imp.add_argument("--kwargs", default="{}", type=_json_object, metavar="JSON",
+                     help="arguments of the callable as a JSON object (null is None)")  # fmt: skip
+    imp.add_argument("--name", help="the spec's name (default: the module's class)")
+    imp.add_argument("-o", "--output", metavar="FILE", help="write the spec here (default: stdout)")
+
     schema = commands.add_parser("schema", help="JSON Schema of the spec language",
                                  description="Print the JSON Schema of the spec language.")  # fmt: skip
     schema.add_argument("--indent", type=int, default=2, help="indentation (default 2)")
@@ -210,7 +226,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"analyze": _analyze, "explain": _explain, "init": _init, "schema": _schema,
-                "verify": _verify, "solve": _solve, "style": _style}  # fmt: skip
+                "verify": _verify, "solve": _solve, "style": _style, "import": _import}  # fmt: skip
     if args.command == "check":
         return _check(args.specs, args.quiet)
     status = commands[args.command](args, parser)
@@ -394,6 +410,57 @@ def _schemes(text: str | None, parser: argparse.ArgumentParser, flag: str) -> li
         except ArchcalcError as err:
             parser.error(f"{flag}: {err}")
     return names
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected sizes like 3,224,224. Received: {text!r}"
+        ) from None
+    if not sizes or any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(
+            f"expected positive sizes like 3,224,224. Received: {text!r}"
+        )
+    return sizes
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"invalid JSON ({err.msg}). Received: {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object. Received: {text!r}")
+    return value
+
+
+def _import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        from verify.importer import import_module
+        from verify.source import load_target
+    except ModuleNotFoundError as err:
+        raise ArchcalcError(
+            f"archcalc import needs PyTorch ({err.name} is missing): pip install 'archcalc[verify]'"
+        ) from None
+    from archcalc.language.writer import to_yaml
+    from archcalc.quantities.analysis import analyze
+
+    module = load_target(args.target, args.kwargs)
+    source = {"module": args.target, "kwargs": args.kwargs}
+    imported = import_module(module, args.input, name=args.name, source=source)
+    imported.spec["source"]["method"] = imported.method
+    text = to_yaml(imported.spec)
+    analysis = analyze(text)  # what was written must read back
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"{args.output}: {len(analysis.rows)} layers, {analysis.totals['params']:,} "
+              f"parameters, {analysis.totals['macs']:,} MACs ({imported.method}, "
+              f"{imported.operations} operations)", file=sys.stderr)  # fmt: skip
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

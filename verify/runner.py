@@ -92,6 +92,10 @@ def run(spec: Any, values: dict[str, int] | None = None, *, device: str = "auto"
     result.checks += param_checks(analysis, model)
     result.checks += mac_checks(analysis, model, dev)
     result.checks += torchinfo_checks(analysis, model, dev)
+    if analysis.spec.source is not None:  # imported: the same function as the module
+        from verify.source import source_checks
+
+        result.checks += source_checks(analysis, model, dev)
     if propagate(analysis).layers:
         init, curves = init_checks(analysis, model, schemes or list(SCHEMES), dev, seeds=seeds,
                                    batch=_init_batch(analysis))  # fmt: skip

@@ -9,7 +9,7 @@ archcalc imports from the language.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import Field, model_validator
 
@@ -68,6 +68,18 @@ class Block(Model):
     layers: LayerList = Field(min_length=1, description="The block's layers.")
 
 
+class SpecSource(Model):
+    """Where an imported spec came from, so that verify can check it computes the same."""
+
+    module: str = Field(description="`package.module:callable` or `path/file.py:callable`.")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Arguments of the callable.")
+    method: Optional[str] = Field(None, description="How it was traced.")
+    parameters: dict[str, str] = Field(
+        default_factory=dict,
+        description="Item name -> the module (or attribute) path its weights come from.",
+    )
+
+
 class Spec(Model):
     """A network: input shape, layers, and optionally blocks and named outputs."""
 
@@ -91,6 +103,9 @@ class Spec(Model):
         None,
         min_length=1,
         description="Names of the tensors the network returns (default: the last item's output).",
+    )
+    source: Optional[SpecSource] = Field(
+        None, description="The PyTorch module an imported spec was made from (archcalc import)."
     )
 
     @model_validator(mode="after")

@@ -1,0 +1,679 @@
+"""``archcalc import``: an ``nn.Module`` traced with torch.fx and written as a spec.
+
+The module is traced at module granularity (every torch.nn layer the spec language
+has is a leaf; containers and user modules are traced through) and run once on an
+example input, so every node's shape and every shape computation is known. Each
+node then becomes a spec item: a module its layer type, a function or method its
+equivalent (``x + y`` an ``add``, ``torch.cat`` a ``concat``, ``x.view(n, -1)`` a
+``reshape``...). Items are named after the module paths (``layer1.0.conv1``); an
+item reads a named tensor (``input:``/``inputs:``) only where the graph is not
+sequential. Anything without an equivalent is an error that names the module path
+and the operation, with how much of the network was understood: nothing partial
+is written.
+
+The spec records its source (``source:``): the module, its arguments and which
+module each item's parameters came from, so that ``archcalc verify`` can load the
+original weights into the spec's model and check that both compute the same
+function.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from archcalc.errors import ArchcalcError
+
+#: torch.nn layers that are one spec item each (traced as leaves).
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_ACTIVATIONS = {
+    nn.ReLU: "relu", nn.ReLU6: "relu6", nn.LeakyReLU: "leaky_relu", nn.ELU: "elu",
+    nn.SELU: "selu", nn.GELU: "gelu", nn.SiLU: "silu", nn.Mish: "mish",
+    nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.Hardtanh: "hardtanh",
+    nn.Softplus: "softplus", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Softmax: "softmax",
+    nn.LogSoftmax: "log_softmax", nn.Identity: "identity", nn.PReLU: "prelu",
+}  # fmt: skip
+_FUNCTIONS = {
+    F.relu: "relu", torch.relu: "relu", F.relu6: "relu6", F.leaky_relu: "leaky_relu",
+    F.elu: "elu", F.selu: "selu", F.gelu: "gelu", F.silu: "silu", F.mish: "mish",
+    F.hardswish: "hardswish", F.hardsigmoid: "hardsigmoid", F.hardtanh: "hardtanh",
+    torch.tanh: "tanh", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", F.tanh: "tanh",
+    F.softplus: "softplus",
+}  # fmt: skip
+_METHODS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
+_POOLS = {nn.MaxPool1d: "maxpool1d", nn.MaxPool2d: "maxpool2d", nn.MaxPool3d: "maxpool3d",
+          nn.AvgPool1d: "avgpool1d", nn.AvgPool2d: "avgpool2d", nn.AvgPool3d: "avgpool3d"}  # fmt: skip
+_ADAPTIVE = {nn.AdaptiveAvgPool1d: "adaptive_avgpool1d", nn.AdaptiveAvgPool2d: "adaptive_avgpool2d",
+             nn.AdaptiveAvgPool3d: "adaptive_avgpool3d", nn.AdaptiveMaxPool1d: "adaptive_maxpool1d",
+             nn.AdaptiveMaxPool2d: "adaptive_maxpool2d", nn.AdaptiveMaxPool3d: "adaptive_maxpool3d"}  # fmt: skip
+_NORMS = {nn.BatchNorm1d: "batchnorm1d", nn.BatchNorm2d: "batchnorm2d", nn.BatchNorm3d: "batchnorm3d",
+          nn.InstanceNorm1d: "instance_norm1d", nn.InstanceNorm2d: "instance_norm2d",
+          nn.InstanceNorm3d: "instance_norm3d"}  # fmt: skip
+_LEAF_TYPES = (*_CONV, *_CONV_T, nn.Linear, nn.MultiheadAttention, nn.LayerNorm, nn.GroupNorm,
+               nn.LocalResponseNorm, nn.Dropout, nn.Dropout2d, nn.Flatten, nn.Upsample,
+               nn.PixelShuffle, nn.ChannelShuffle, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d,
+               *_ACTIVATIONS, *_POOLS, *_ADAPTIVE, *_NORMS)  # fmt: skip
+#: Leaves known by class name (so that torchvision need not be importable here).
+_LEAF_NAMES = {"StochasticDepth", "Permute"}
+_SKIP_FUNCTIONS = {torch._assert, getattr, operator.eq, operator.ne, operator.floordiv,
+                   operator.mul, operator.sub, operator.truediv, len}  # fmt: skip
+
+
+@dataclass
+class Imported:
+    """The result of :func:`import_module`."""
+
+    spec: dict[str, Any]
+    method: str  # how the module was traced
+    operations: int  # graph operations understood (and written)
+    parameters: dict[str, str] = field(default_factory=dict)  # item name -> module path
+
+
+class _Tracer(fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if type(m) in _LEAF_TYPES or type(m).__name__ in _LEAF_NAMES:
+            return True
+        if isinstance(m, nn.LayerNorm) and type(m).forward is not nn.LayerNorm.forward:
+            return False  # a subclass with its own forward (LayerNorm2d): trace it through
+        return isinstance(m, _LEAF_TYPES) or super().is_leaf_module(m, qualname)
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the traced module once and keeps every node's value (tensors as their shapes)."""
+
+    def __init__(self, gm: fx.GraphModule):
+        super().__init__(gm)
+        self.values: dict[fx.Node, Any] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        self.values[n] = out
+        return out
+
+
+def trace(module: nn.Module, input_shape: tuple[int, ...]) -> tuple[fx.GraphModule, dict, str]:
+    """The module's fx graph and every node's value on a random example (batch 1)."""
+    try:
+        graph = _Tracer().trace(module)
+    except Exception as err:  # torch.fx raises many kinds; say which and why, in one line
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ArchcalcError(
+            f"torch.fx cannot trace {type(module).__name__} ({type(err).__name__}: {detail}); "
+            "data-dependent control flow or an untraceable operation"
+        ) from None
+    gm = fx.GraphModule(module, graph)
+    recorder = _Recorder(gm)
+    with torch.no_grad():
+        recorder.run(torch.randn(1, *input_shape))
+    return gm, recorder.values, "torch.fx symbolic tracing"
+
+
+def _size(values: Any) -> Any:
+    """A size tuple as the spec writes it: one int when all are equal."""
+    values = tuple(values) if isinstance(values, (tuple, list)) else (values,)
+    return values[0] if len(set(values)) == 1 else list(values)
+
+
+def _dim(d: int, rank: int) -> int:
+    """A torch dimension (with the batch) as a per-sample one; negative ones stay."""
+    return d if d < 0 else d - 1
+
+
+class _Converter:
+    def __init__(self, gm: fx.GraphModule, values: dict):
+        self.gm, self.values = gm, values
+        self.modules = dict(gm.named_modules())
+        self.items: list[dict[str, Any]] = []
+        self.refs: dict[fx.Node, Any] = {}  # node -> tensor name, or a python value/tuple
+        self.used_names: set[str] = set()
+        self.parameters: dict[str, str] = {}
+        self.problems: list[str] = []
+        self.understood = 0
+        self.last: str | None = "input"
+        self.learned: set[str] = set()  # items that are learned tensors (get_attr)
+
+    # -- helpers
+
+    def shape(self, n: fx.Node) -> tuple[int, ...]:
+        return tuple(self.values[n].shape[1:])
+
+    def tensor(self, arg: Any) -> str:
+        ref = self.refs.get(arg) if isinstance(arg, fx.Node) else None
+        if not isinstance(ref, str):
+            raise _Unsupported("reads something that is not a tensor")
+        return ref
+
+    def emit(
+        self, n: fx.Node, item: dict[str, Any], inputs: list[str], module: str | None = None
+    ) -> None:
+        name = module if module and module not in self.used_names else n.name
+        self.used_names.add(name)
+        entry: dict[str, Any] = {"name": name, "type": item["type"]}
+        if len(inputs) == 1:
+            if inputs[0] != self.last:
+                entry["input"] = inputs[0]
+        elif inputs:
+            entry["inputs"] = inputs
+        entry.update(_without_defaults(item))
+        self.items.append(entry)
+        self.refs[n] = name
+        self.last = name
+        if module is not None and any(True for _ in self.modules[module].parameters(recurse=True)):
+            self.parameters[name] = module
+        self.understood += 1
+
+    def alias(self, n: fx.Node, source: Any) -> None:
+        """A node that is its input (contiguous, dropout-free views, expand on a parameter)."""
+        self.refs[n] = self.refs.get(source, source) if isinstance(source, fx.Node) else source
+        self.understood += 1
+
+    # -- the walk
+
+    def run(self) -> None:
+        for n in self.gm.graph.nodes:
+            try:
+                self.convert(n)
+            except _Unsupported as err:
+                where = n.target if n.op == "call_module" else n.name
+                self.problems.append(f"{where} ({_describe(n)}): {err}")
+                self.refs[n] = None
+
+    def convert(self, n: fx.Node) -> None:
+        op = n.op
+        if op == "placeholder":
+            if self.refs:
+                raise _Unsupported("only one input is supported")
+            self.refs[n] = "input"
+            return
+        if op == "output":
+            return
+        value = self.values.get(n)
+        if op == "get_attr":
+            self.parameter(n, value)
+            return
+        if op == "call_module":
+            self.module(n, self.modules[n.target])
+            return
+        if not isinstance(value, torch.Tensor) and not _is_tensor_tuple(value):
+            if (
+                op == "call_function"
+                and n.target is operator.getitem
+                and isinstance(self.refs.get(n.args[0]), tuple)
+            ):
+                self.refs[n] = self.refs[n.args[0]][n.args[1]]
+                return
+            self.refs[n] = value  # shape arithmetic, asserts: plain values
+            return
+        if op == "call_function":
+            self.function(n, n.target)
+        else:
+            self.method(n, n.target)
+
+    # -- get_attr: learned tensors
+
+    def parameter(self, n: fx.Node, value: Any) -> None:
+        if not isinstance(value, torch.Tensor):
+            self.refs[n] = value
+            return
+        shape = tuple(value.shape)
+        # a leading 1 is the batch dimension that broadcasting gives it (ViT's class token)
+        per_sample = list(shape[1:]) if len(shape) > 1 and shape[0] == 1 else list(shape)
+        self.emit(n, {"type": "parameter", "shape": per_sample}, [])
+        self.parameters[self.refs[n]] = str(n.target)
+        self.learned.add(self.refs[n])
+
+    # -- modules
+
+    def module(self, n: fx.Node, m: nn.Module) -> None:
+        args = [a for a in n.args]
+        x = self.tensor(args[0]) if args else None
+        kind = type(m)
+        path = str(n.target)
+        if isinstance(m, _CONV_T):
+            item = {"type": f"conv_transpose{m.weight.dim() - 2}d", "out_channels": m.out_channels,
+                    "kernel_size": _size(m.kernel_size), "stride": _size(m.stride),
+                    "padding": _size(m.padding), "output_padding": _size(m.output_padding),
+                    "dilation": _size(m.dilation), "groups": m.groups, "bias": m.bias is not None}  # fmt: skip
+            if m.padding_mode != "zeros":
+                raise _Unsupported(f"padding_mode={m.padding_mode!r}")
+        elif isinstance(m, _CONV):
+            if m.padding_mode != "zeros":
+                raise _Unsupported(f"padding_mode={m.padding_mode!r}")
+            padding = m.padding if isinstance(m.padding, str) else _size(m.padding)
+            item = {"type": f"conv{m.weight.dim() - 2}d", "out_channels": m.out_channels,
+                    "kernel_size": _size(m.kernel_size), "stride": _size(m.stride),
+                    "padding": padding, "dilation": _size(m.dilation), "groups": m.groups,
+                    "bias": m.bias is not None}  # fmt: skip
+        elif kind is nn.Linear or isinstance(m, nn.Linear):
+            item = {"type": "linear", "out_features": m.out_features, "bias": m.bias is not None}
+        elif isinstance(m, nn.MultiheadAttention):
+            self.attention(n, m, path)
+            return
+        elif kind in _POOLS:
+            item = self.pool(m, _POOLS[kind])
+        elif kind in _ADAPTIVE:
+            size = m.output_size
+            if any(s is None for s in (size if isinstance(size, tuple) else (size,))):
+                raise _Unsupported("an output_size of None")
+            item = {"type": _ADAPTIVE[kind], "output_size": _size(size)}
+        elif kind in _NORMS:
+            item = {"type": _NORMS[kind], "eps": m.eps, "momentum": m.momentum, "affine": m.affine}
+            if kind.__name__.startswith("Instance"):
+                item["track_running_stats"] = m.track_running_stats
+            if m.momentum is None:
+                raise _Unsupported("momentum=None (cumulative averages)")
+        elif isinstance(m, nn.LayerNorm):
+            if m.elementwise_affine and m.bias is None:
+                raise _Unsupported("a layer norm without bias")
+            item = {"type": "layernorm", "normalized_shape": _size(m.normalized_shape),
+                    "eps": m.eps, "elementwise_affine": m.elementwise_affine}  # fmt: skip
+        elif isinstance(m, nn.GroupNorm):
+            item = {
+                "type": "group_norm",
+                "num_groups": m.num_groups,
+                "eps": m.eps,
+                "affine": m.affine,
+            }
+        elif isinstance(m, nn.LocalResponseNorm):
+            item = {"type": "local_response_norm", "size": m.size, "alpha": m.alpha,
+                    "beta": m.beta, "k": m.k}  # fmt: skip
+        elif kind in (nn.Dropout, nn.Dropout2d):
+            item = {"type": "dropout" if kind is nn.Dropout else "dropout2d", "p": m.p}
+        elif kind.__name__ == "StochasticDepth":
+            item = {"type": "stochastic_depth", "p": m.p, "mode": m.mode}
+        elif kind.__name__ == "Permute":
+            if m.dims[0] != 0:
+                raise _Unsupported("a permutation that moves the batch dimension")
+            item = {"type": "permute", "dims": [d - 1 for d in m.dims[1:]]}
+        elif kind is nn.Flatten:
+            item = {"type": "flatten", "start_dim": _dim(m.start_dim, 0),
+                    "end_dim": _dim(m.end_dim, 0)}  # fmt: skip
+        elif kind is nn.Upsample:
+            item = self.upsample(n, m.mode, m.align_corners)
+        elif kind is nn.PixelShuffle:
+            item = {"type": "pixel_shuffle", "upscale_factor": m.upscale_factor}
+        elif kind is nn.ChannelShuffle:
+            item = {"type": "channel_shuffle", "groups": m.groups}
+        elif kind in (nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d):
+            pads = list(m.padding)
+            pairs = [[pads[i], pads[i + 1]] for i in range(0, len(pads), 2)][::-1]
+            item = {"type": "zero_pad", "padding": pairs}
+        elif kind in _ACTIVATIONS:
+            item = self.activation_item(_ACTIVATIONS[kind], m)
+        else:
+            raise _Unsupported(f"module {kind.__name__} has no spec equivalent")
+        self.emit(n, item, [x], path)
+
+    def pool(self, m: nn.Module, kind: str) -> dict[str, Any]:
+        item = {"type": kind, "kernel_size": _size(m.kernel_size), "stride": _size(m.stride),
+                "padding": _size(m.padding), "ceil_mode": m.ceil_mode}  # fmt: skip
+        if kind.startswith("max"):
+            if m.return_indices:
+                raise _Unsupported("return_indices=True")
+            item["dilation"] = _size(m.dilation)
+        else:
+            if m.divisor_override is not None:
+                raise _Unsupported("divisor_override")
+            item["count_include_pad"] = m.count_include_pad
+        return item
+
+    def pool_function(self, n: fx.Node, target: Any) -> None:
+        """F.avg_pool2d / F.max_pool2d(x, kernel_size, stride, padding, ...)."""
+        names = ["input", "kernel_size", "stride", "padding"]
+        given = dict(zip(names, n.args)) | dict(n.kwargs)
+        dims = target.__name__[-2]
+        kind = ("avgpool" if "avg" in target.__name__ else "maxpool") + f"{dims}d"
+        kernel = given["kernel_size"]
+        stride = given.get("stride") or kernel
+        item = {"type": kind, "kernel_size": _size(kernel), "stride": _size(stride),
+                "padding": _size(given.get("padding", 0)),
+                "ceil_mode": given.get("ceil_mode", False)}  # fmt: skip
+        if kind.startswith("avg"):
+            if given.get("divisor_override") is not None:
+                raise _Unsupported("divisor_override")
+            item["count_include_pad"] = given.get("count_include_pad", True)
+        else:
+            if given.get("return_indices"):
+                raise _Unsupported("return_indices=True")
+            item["dilation"] = _size(given.get("dilation", 1))
+        self.emit(n, item, [self.tensor(given["input"])])
+
+    def activation_item(
+        self, kind: str, m: nn.Module | None = None, **given: Any
+    ) -> dict[str, Any]:
+        item: dict[str, Any] = {"type": kind}
+        if kind == "leaky_relu":
+            item["negative_slope"] = given.get("negative_slope", getattr(m, "negative_slope", 0.01))
+        elif kind == "elu":
+            item["alpha"] = given.get("alpha", getattr(m, "alpha", 1.0))
+        elif kind == "gelu":
+            approximate = given.get("approximate", getattr(m, "approximate", "none"))
+            if approximate != "none":
+                raise _Unsupported(f"gelu with approximate={approximate!r}")
+        elif kind == "hardtanh":
+            item["min_val"], item["max_val"] = m.min_val, m.max_val
+        elif kind == "softplus":
+            item["beta"], item["threshold"] = float(m.beta), float(m.threshold)
+        elif kind in ("softmax", "log_softmax"):
+            dim = given.get("dim", getattr(m, "dim", None))
+            if dim is None:
+                raise _Unsupported(f"{kind} without dim")
+            item["dim"] = _dim(dim, 0)
+        elif kind == "prelu":
+            item["num_parameters"] = m.num_parameters
+            item["init"] = float(m.init) if hasattr(m, "init") else 0.25
+        return item
+
+    def upsample(self, n: fx.Node, mode: str, align_corners: Any) -> dict[str, Any]:
+        item: dict[str, Any] = {"type": "upsample", "size": list(self.shape(n)[1:]), "mode": mode}
+        if align_corners is not None and mode != "nearest":
+            item["align_corners"] = align_corners
+        return item
+
+    def attention(self, n: fx.Node, m: nn.MultiheadAttention, path: str) -> None:
+        q, k, v = (n.args + (None, None, None))[:3]
+        if not m.batch_first:
+            raise _Unsupported("multi-head attention with batch_first=False")
+        if not (q is k is v):
+            raise _Unsupported("attention that is not self-attention (query, key and value differ)")
+        if n.kwargs.get("attn_mask") is not None or n.kwargs.get("key_padding_mask") is not None:
+            raise _Unsupported("an attention mask")
+        if m.kdim != m.embed_dim or m.vdim != m.embed_dim or m.bias_k is not None:
+            raise _Unsupported("kdim/vdim or add_bias_kv")
+        item = {"type": "multihead_attention", "num_heads": m.num_heads,
+                "bias": m.in_proj_bias is not None, "dropout": m.dropout}  # fmt: skip
+        self.emit(n, item, [self.tensor(q)], path)
+        name = self.refs[n]
+        self.refs[n] = (name, None)  # (output, attention weights: not a spec tensor)
+
+    # -- functions and methods
+
+    def function(self, n: fx.Node, target: Any) -> None:
+        args, kwargs = n.args, n.kwargs
+        if target in (
+            operator.add,
+            operator.iadd,
+            torch.add,
+            operator.mul,
+            operator.imul,
+            torch.mul,
+        ):
+            kind = "add" if target in (operator.add, operator.iadd, torch.add) else "mul"
+            a, b = args[:2]
+            if not (isinstance(a, fx.Node) and isinstance(b, fx.Node)):
+                raise _Unsupported(f"{kind} with a constant")
+            self.emit(n, {"type": kind}, [self.tensor(a), self.tensor(b)])
+        elif target is torch.cat:
+            tensors = args[0]
+            dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
+            if len(tensors) == 1:  # DenseNet's first layer concatenates one tensor: itself
+                self.alias(n, tensors[0])
+                return
+            self.emit(n, {"type": "concat", "dim": _dim(dim, 0)}, [self.tensor(t) for t in tensors])
+        elif target in (F.avg_pool2d, F.max_pool2d, F.avg_pool1d, F.max_pool1d):
+            self.pool_function(n, target)
+        elif target is torch.flatten:
+            start = kwargs.get("start_dim", args[1] if len(args) > 1 else 0)
+            end = kwargs.get("end_dim", args[2] if len(args) > 2 else -1)
+            if start == 0:
+                raise _Unsupported("flattening the batch dimension")
+            self.emit(n, {"type": "flatten", "start_dim": _dim(start, 0), "end_dim": _dim(end, 0)},
+                      [self.tensor(args[0])])  # fmt: skip
+        elif target in _FUNCTIONS:
+            extra = {}
+            if target is F.leaky_relu and len(args) > 1:
+                extra["negative_slope"] = args[1]
+            extra.update(
+                {k: v for k, v in kwargs.items() if k in ("negative_slope", "approximate")}
+            )
+            self.emit(n, self.activation_item(_FUNCTIONS[target], **extra), [self.tensor(args[0])])
+        elif target in (F.adaptive_avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_max_pool2d):
+            size = kwargs.get("output_size", args[1] if len(args) > 1 else None)
+            kind = {F.adaptive_avg_pool2d: "adaptive_avgpool2d",
+                    F.adaptive_avg_pool1d: "adaptive_avgpool1d",
+                    F.adaptive_max_pool2d: "adaptive_maxpool2d"}[target]  # fmt: skip
+            self.emit(n, {"type": kind, "output_size": _size(size)}, [self.tensor(args[0])])
+        elif target is F.dropout:
+            p = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
+            self.emit(n, {"type": "dropout", "p": p}, [self.tensor(args[0])])
+        elif target is F.layer_norm:
+            self.layer_norm(n)
+        elif target is torch.matmul:
+            self.emit(n, {"type": "matmul"}, [self.tensor(args[0]), self.tensor(args[1])])
+        elif target in (torch.permute, torch.transpose, torch.reshape):
+            self.method(n, target.__name__)
+        elif target is operator.getitem:
+            self.getitem(n)
+        elif target in (F.interpolate,):
+            mode = kwargs.get("mode", "nearest")
+            self.emit(
+                n, self.upsample(n, mode, kwargs.get("align_corners")), [self.tensor(args[0])]
+            )
+        elif target in (torch.softmax, F.softmax, F.log_softmax):
+            dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+            kind = "log_softmax" if target is F.log_softmax else "softmax"
+            self.emit(n, self.activation_item(kind, dim=dim), [self.tensor(args[0])])
+        else:
+            name = getattr(target, "__qualname__", getattr(target, "__name__", str(target)))
+            raise _Unsupported(
+                f"function {getattr(target, '__module__', '')}.{name} has no spec equivalent"
+            )
+
+    def method(self, n: fx.Node, name: str) -> None:
+        args = n.args
+        x = args[0]
+        if name in ("contiguous", "clone") or (
+            name == "expand" and self.refs.get(x) in self.learned
+        ):
+            self.alias(n, x)  # the same values (a learned tensor broadcasts over the batch)
+            return
+        if name in ("view", "reshape"):
+            self.emit(n, {"type": "reshape", "shape": list(self.shape(n))}, [self.tensor(x)])
+        elif name == "permute":
+            dims = args[1:] if not isinstance(args[1], (list, tuple)) else args[1]
+            dims = [d % self.values[x].dim() for d in dims]
+            if dims[0] != 0:
+                raise _Unsupported("a permutation that moves the batch dimension")
+            self.emit(n, {"type": "permute", "dims": [d - 1 for d in dims[1:]]}, [self.tensor(x)])
+        elif name == "transpose":
+            rank = self.values[x].dim()
+            a, b = (d % rank for d in args[1:3])
+            if 0 in (a, b):
+                raise _Unsupported("a transpose with the batch dimension")
+            self.emit(n, {"type": "transpose", "dim0": a - 1, "dim1": b - 1}, [self.tensor(x)])
+        elif name == "flatten":
+            start = n.kwargs.get("start_dim", args[1] if len(args) > 1 else 0)
+            end = n.kwargs.get("end_dim", args[2] if len(args) > 2 else -1)
+            if start == 0:
+                raise _Unsupported("flattening the batch dimension")
+            self.emit(n, {"type": "flatten", "start_dim": _dim(start, 0), "end_dim": _dim(end, 0)},
+                      [self.tensor(x)])  # fmt: skip
+        elif name == "mean":
+            dims = n.kwargs.get("dim", args[1] if len(args) > 1 else None)
+            dims = [dims] if isinstance(dims, int) else list(dims)
+            keep = n.kwargs.get("keepdim", args[2] if len(args) > 2 else False)
+            rank = self.values[x].dim()
+            if any(d % rank == 0 for d in dims):
+                raise _Unsupported("a mean over the batch dimension")
+            self.emit(n, {"type": "mean", "dims": [d % rank - 1 for d in dims], "keepdim": keep},
+                      [self.tensor(x)])  # fmt: skip
+        elif name in ("chunk", "split", "unbind"):
+            self.chunks(n, name)
+        elif name == "unsqueeze":
+            d = args[1] % (self.values[x].dim() + 1)
+            self.emit(n, {"type": "unsqueeze", "dim": d - 1}, [self.tensor(x)])
+        elif name in ("add", "mul", "add_", "mul_", "matmul"):
+            kind = name.rstrip("_")
+            if not isinstance(args[1], fx.Node):
+                raise _Unsupported(f"{kind} with a constant")
+            self.emit(n, {"type": kind}, [self.tensor(x), self.tensor(args[1])])
+        elif name in ("softmax", "log_softmax"):
+            dim = n.kwargs.get("dim", args[1] if len(args) > 1 else None)
+            self.emit(n, self.activation_item(name, dim=dim), [self.tensor(x)])
+        elif name in _METHODS:
+            self.emit(n, {"type": _METHODS[name]}, [self.tensor(x)])
+        else:
+            raise _Unsupported(f"method Tensor.{name} has no spec equivalent")
+
+    def chunks(self, n: fx.Node, name: str) -> None:
+        """``x.chunk(k, dim)``: the pieces are narrows of x, taken when they are read."""
+        x = n.args[0]
+        dim = n.kwargs.get("dim", n.args[2] if len(n.args) > 2 else 0)
+        if dim % self.values[x].dim() == 0:
+            raise _Unsupported(f"{name} along the batch dimension")
+        sizes = [piece.shape[dim] for piece in self.values[n]]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        self.refs[n] = (
+            "chunks",
+            self.tensor(x),
+            _dim(dim % self.values[x].dim(), 0),
+            starts,
+            sizes,
+        )
+        self.understood += 1
+
+    def getitem(self, n: fx.Node) -> None:
+        source, index = n.args
+        ref = self.refs.get(source)
+        if isinstance(ref, tuple) and ref and ref[0] == "chunks":
+            _, x, dim, starts, sizes = ref
+            self.emit(n, {"type": "narrow", "dim": dim, "start": starts[index],
+                          "length": sizes[index]}, [x])  # fmt: skip
+            return
+        if isinstance(ref, tuple):  # attention's (output, weights)
+            if ref[index] is None:
+                raise _Unsupported("uses attention weights")
+            self.refs[n] = ref[index]
+            self.understood += 1
+            return
+        # tensor indexing: x[:, i] (a select) or x[:, a:b] (a narrow) on one dimension
+        index = index if isinstance(index, tuple) else (index,)
+        if not index or index[0] != slice(None):
+            raise _Unsupported("indexing the batch dimension")
+        picks = [(d, i) for d, i in enumerate(index[1:], start=0) if i != slice(None)]
+        if len(picks) != 1:
+            raise _Unsupported("indexing more than one dimension")
+        d, i = picks[0]
+        size = self.values[source].shape[d + 1]
+        if isinstance(i, int):
+            start, length = i % size, 1
+        elif isinstance(i, slice) and i.step in (None, 1):
+            start, stop, _ = i.indices(size)
+            length = stop - start
+        else:
+            raise _Unsupported(f"indexing with {i!r}")
+        x = self.tensor(source)
+        self.emit(n, {"type": "narrow", "dim": d, "start": start, "length": length}, [x])
+        if isinstance(i, int):  # a select also drops the dimension
+            narrowed = self.refs[n]
+            self.refs.pop(n)
+            fake = _Node(f"{n.name}_select")
+            self.values[fake] = self.values[n]
+            self.last = narrowed
+            self.emit(fake, {"type": "reshape", "shape": list(self.shape(n))}, [narrowed])
+            self.refs[n] = self.refs[fake]
+
+    def layer_norm(self, n: fx.Node) -> None:
+        """F.layer_norm(x, shape, weight, bias, eps) with the weights of one module
+        (torchvision's LayerNorm2d calls it inside permutes)."""
+        args = list(n.args) + [None] * 5
+        x, shape, weight, bias, eps = args[:5]
+        weight, bias = n.kwargs.get("weight", weight), n.kwargs.get("bias", bias)
+        eps = n.kwargs.get("eps", eps if eps is not None else 1e-5)
+        owner = None
+        if isinstance(weight, fx.Node) and weight.op == "get_attr":
+            owner = weight.target.rsplit(".", 1)[0] if "." in weight.target else ""
+            if not isinstance(bias, fx.Node) or bias.op != "get_attr":
+                raise _Unsupported("a layer norm without bias")
+        item = {"type": "layernorm", "normalized_shape": _size(list(shape)), "eps": eps,
+                "elementwise_affine": owner is not None}  # fmt: skip
+        # the weight and bias get_attr nodes became parameter items: take them back
+        for attr in (weight, bias):
+            name = self.refs.get(attr)
+            if (
+                isinstance(name, str)
+                and self.items
+                and any(it["name"] == name for it in self.items)
+            ):
+                self.items = [it for it in self.items if it["name"] != name]
+                self.parameters.pop(name, None)
+                self.understood -= 1
+        self.emit(n, item, [self.tensor(x)], owner)
+
+
+def _without_defaults(item: dict[str, Any]) -> dict[str, Any]:
+    """The item's fields that differ from the spec language's defaults (PyTorch's)."""
+    from archcalc.language.layer_types import BUILTIN_TYPES
+
+    fields = BUILTIN_TYPES[item["type"]].model_fields
+    kept = {}
+    for key, value in item.items():
+        info = fields.get(key)
+        default = None if info is None or info.is_required() else info.get_default()
+        if key == "type" or info is None or info.is_required() or value != default:
+            kept[key] = value
+    return {k: v for k, v in kept.items() if k != "type"}
+
+
+class _Node:
+    """A stand-in fx node for the extra item an operation becomes (a select's reshape)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _is_tensor_tuple(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value)
+
+
+def _describe(n: fx.Node) -> str:
+    if n.op == "call_module":
+        return "module"
+    target = n.target
+    name = getattr(target, "__name__", str(target))
+    return f"{'method' if n.op == 'call_method' else 'function'} {name}"
+
+
+def import_module(
+    module: nn.Module, input_shape: tuple[int, ...], *, name: str | None = None,
+    source: dict[str, Any] | None = None,
+) -> Imported:  # fmt: skip
+    """The spec of ``module`` for inputs of ``input_shape`` (channels first, no batch)."""
+    module = module.eval()
+    gm, values, method = trace(module, input_shape)
+    conv = _Converter(gm, values)
+    conv.run()
+    if conv.problems:
+        total = conv.understood + len(conv.problems)
+        shown = "; ".join(conv.problems[:3]) + (f"; and {len(conv.problems) - 3} more"
+                                                 if len(conv.problems) > 3 else "")  # fmt: skip
+        raise ArchcalcError(
+            f"cannot import {type(module).__name__}: {len(conv.problems)} of {total} operations "
+            f"have no spec equivalent: {shown}; understood {conv.understood} of {total}"
+        )
+    outputs = [n for n in gm.graph.nodes if n.op == "output"][0].args[0]
+    outputs = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
+    names = [conv.tensor(o) for o in outputs]
+    spec: dict[str, Any] = {
+        "name": name or type(module).__name__,
+        "description": f"imported from {type(module).__module__}.{type(module).__name__} by "
+        f"archcalc import ({method})",
+        "input": list(input_shape),
+        "layers": conv.items,
+    }
+    if len(names) > 1 or names[0] != conv.items[-1]["name"]:
+        spec["outputs"] = names
+    if source is not None:  # item names that are module paths need no entry
+        renamed = {k: v for k, v in conv.parameters.items() if k != v}
+        spec["source"] = {**source, **({"parameters": renamed} if renamed else {})}
+    return Imported(spec, method, conv.understood, conv.parameters)
