@@ -247,3 +247,18 @@ def test_activation_parameters_in_types_and_norms():
     ):
         blocks["cna"]["layers"][2] = {"type": "act", "p": 1}
         analyze(spec([{"type": "cna", "act": "relu"}], [4, 8, 8], blocks=blocks))
+
+
+def test_center_crop_like_a_named_tensor():
+    """U-Net: the skip is cropped to the up-sampled map's size, whatever the input size."""
+    layers = [{"name": "enc", "type": "conv2d", "out_channels": 4, "kernel_size": 3},
+              {"type": "maxpool2d", "kernel_size": 2},
+              {"type": "conv2d", "out_channels": 8, "kernel_size": 3},
+              {"name": "up", "type": "conv_transpose2d", "out_channels": 4, "kernel_size": 2, "stride": 2},
+              {"name": "skip", "type": "center_crop", "input": "enc", "like": "up"},
+              {"type": "concat", "inputs": ["skip", "up"]}]  # fmt: skip
+    for size, up in ((20, 14), (30, 24)):
+        a = analyze(spec(layers, [1, size, size]))
+        assert a.row("skip").output == (4, up, up) and a.output == (8, up, up)
+    with pytest.raises(ArchcalcError, match="give exactly one of size and like"):
+        analyze(spec([{"type": "center_crop", "size": 2, "like": "input"}], [1, 4, 4]))

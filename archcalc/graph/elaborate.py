@@ -412,6 +412,8 @@ class _Elaborator:
             x, done = self.sequence(block, x, f"{path}.layers", inner, own)
             return x, (tuple(done),)
         h = self.resolve(layer, item_env, path)
+        if h.get("like") is not None:  # center_crop to another tensor's spatial size
+            h["size"] = tuple(self.nodes[scope.lookup(h["like"], f"{path}.like")].shape[1:])
         out = self.node(h, layer.name, inputs, path)
         if h.get("activation") is not None:
             out = self.activation(h["activation"], out, path)

@@ -423,7 +423,19 @@ class CenterCrop(Layer):
 
     EXPR_FIELDS: ClassVar = ("size",)
     type: Literal["center_crop"]
-    size: SizeExpr() = Field(description="Output size: one value or one per spatial dimension.")
+    size: Optional[SizeExpr()] = Field(
+        None, description="Output size: one value or one per spatial dimension."
+    )
+    like: Optional[TensorName] = Field(
+        None,
+        description="Crop to the spatial size of this named tensor (U-Net: the up-sampled map).",
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> CenterCrop:
+        if (self.size is None) == (self.like is None):
+            raise ValueError("give exactly one of size and like")
+        return self
 
 
 class Mean(Layer):

@@ -57,7 +57,11 @@ def _each(values: tuple) -> str:
 
 def _line(label: str, formula: str, numbers: str | None, value: Any, remark: str = "") -> str:
     parts = [formula]
-    if numbers is not None and numbers != formula and not is_symbolic(value):
+    if (
+        numbers is not None
+        and numbers != formula
+        and (isinstance(value, str) or not is_symbolic(value))
+    ):
         parts.append(numbers)
     shown = value if isinstance(value, str) else number(value)
     if shown != parts[-1]:
