@@ -176,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--kwargs", default="{}", type=_json_object, metavar="JSON",
                      help="arguments of the callable as a JSON object (null is None)")  # fmt: skip
     imp.add_argument("--name", help="the spec's name (default: the module's class)")
+    imp.add_argument("--train", action="store_true",
+                     help="trace the training-mode forward pass (e.g. auxiliary heads)")  # fmt: skip
+    imp.add_argument("--flat", action="store_true",
+                     help="one item per operation, no blocks for repeated submodules")  # fmt: skip
     imp.add_argument("-o", "--output", metavar="FILE", help="write the spec here (default: stdout)")
 
     schema = commands.add_parser("schema", help="JSON Schema of the spec language",
@@ -448,8 +452,13 @@ def _import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from archcalc.quantities.analysis import analyze
 
     module = load_target(args.target, args.kwargs)
-    source = {"module": args.target, "kwargs": args.kwargs}
-    imported = import_module(module, args.input, name=args.name, source=source)
+    source = {
+        "module": args.target,
+        "kwargs": args.kwargs,
+        **({"training": True} if args.train else {}),
+    }
+    imported = import_module(module, args.input, name=args.name, source=source,
+                             blocks=not args.flat, training=args.train)  # fmt: skip
     imported.spec["source"]["method"] = imported.method
     text = to_yaml(imported.spec)
     analysis = analyze(text)  # what was written must read back

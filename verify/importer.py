@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from archcalc.errors import ArchcalcError
+from verify.folding import Item, fold
 
 #: torch.nn layers that are one spec item each (traced as leaves).
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -98,7 +99,8 @@ class _Recorder(fx.Interpreter):
 
 
 def trace(module: nn.Module, input_shape: tuple[int, ...]) -> tuple[fx.GraphModule, dict, str]:
-    """The module's fx graph and every node's value on a random example (batch 1)."""
+    """The module's fx graph and every node's value on a random example (batch 2: batch
+    norm in training mode needs more than one value per channel)."""
     try:
         graph = _Tracer().trace(module)
     except Exception as err:  # torch.fx raises many kinds; say which and why, in one line
@@ -110,7 +112,7 @@ def trace(module: nn.Module, input_shape: tuple[int, ...]) -> tuple[fx.GraphModu
     gm = fx.GraphModule(module, graph)
     recorder = _Recorder(gm)
     with torch.no_grad():
-        recorder.run(torch.randn(1, *input_shape))
+        recorder.run(torch.randn(2, *input_shape))
     return gm, recorder.values, "torch.fx symbolic tracing"
 
 
@@ -129,7 +131,7 @@ class _Converter:
     def __init__(self, gm: fx.GraphModule, values: dict):
         self.gm, self.values = gm, values
         self.modules = dict(gm.named_modules())
-        self.items: list[dict[str, Any]] = []
+        self.items: list[Item] = []
         self.refs: dict[fx.Node, Any] = {}  # node -> tensor name, or a python value/tuple
         self.used_names: set[str] = set()
         self.parameters: dict[str, str] = {}
@@ -137,6 +139,7 @@ class _Converter:
         self.understood = 0
         self.last: str | None = "input"
         self.learned: set[str] = set()  # items that are learned tensors (get_attr)
+        self.classes: dict[str, str] = {}  # user module path -> class name
 
     # -- helpers
 
@@ -150,23 +153,35 @@ class _Converter:
         return ref
 
     def emit(
-        self, n: fx.Node, item: dict[str, Any], inputs: list[str], module: str | None = None
-    ) -> None:
+        self, n: fx.Node, item: dict[str, Any], inputs: list[str], module: str | None = None,
+        weights_from: str | None = None,
+    ) -> None:  # fmt: skip
         name = module if module and module not in self.used_names else n.name
+        if weights_from is not None:  # a function of a module (LayerNorm2d's F.layer_norm)
+            name = f"{weights_from}.{n.name}"
         self.used_names.add(name)
         entry: dict[str, Any] = {"name": name, "type": item["type"]}
-        if len(inputs) == 1:
-            if inputs[0] != self.last:
-                entry["input"] = inputs[0]
-        elif inputs:
-            entry["inputs"] = inputs
         entry.update(_without_defaults(item))
-        self.items.append(entry)
+        self.items.append(Item(entry, list(inputs), self.scopes(n, module)))
         self.refs[n] = name
         self.last = name
-        if module is not None and any(True for _ in self.modules[module].parameters(recurse=True)):
+        owner = self.modules.get(module) if module is not None else None
+        if owner is not None and any(True for _ in owner.parameters(recurse=True)):
             self.parameters[name] = module
+        if weights_from is not None:
+            self.parameters[name] = weights_from
         self.understood += 1
+
+    def scopes(self, n: Any, module: str | None) -> tuple[str, ...]:
+        """The user modules (not torch.nn's) the node sits in, outermost first."""
+        stack = getattr(n, "meta", {}).get("nn_module_stack") or {}
+        found = []
+        for path, kind in stack.values():
+            if path == module or kind.__module__.startswith("torch.nn"):
+                continue
+            found.append(path)
+            self.classes.setdefault(path, kind.__name__)
+        return tuple(found)
 
     def alias(self, n: fx.Node, source: Any) -> None:
         """A node that is its input (contiguous, dropout-free views, expand on a parameter)."""
@@ -210,7 +225,10 @@ class _Converter:
                 return
             self.refs[n] = value  # shape arithmetic, asserts: plain values
             return
-        if op == "call_function":
+        if op == "call_function" and isinstance(n.target, type) and issubclass(n.target, tuple):
+            self.refs[n] = tuple(self.tensor(a) for a in [*n.args, *n.kwargs.values()])
+            self.understood += 1  # several outputs (Inception-v3's InceptionOutputs)
+        elif op == "call_function":
             self.function(n, n.target)
         else:
             self.method(n, n.target)
@@ -224,7 +242,16 @@ class _Converter:
         shape = tuple(value.shape)
         # a leading 1 is the batch dimension that broadcasting gives it (ViT's class token)
         per_sample = list(shape[1:]) if len(shape) > 1 and shape[0] == 1 else list(shape)
-        self.emit(n, {"type": "parameter", "shape": per_sample}, [])
+        item: dict[str, Any] = {"type": "parameter", "shape": per_sample}
+        if value.numel():  # how it starts (ConvNeXt's layer scale 1e-6, ViT's embedding 0.02)
+            values = value.detach().float()
+            mean = float(values.mean())
+            spread = float(values.std()) if value.numel() > 1 else 0.0
+            if abs(mean) > 1e-12 and spread <= 1e-6 * abs(mean):
+                item["init"] = float(f"{mean:.6g}")
+            elif spread > 1e-12:
+                item["std"] = float(f"{spread:.3g}")
+        self.emit(n, item, [], str(n.target))
         self.parameters[self.refs[n]] = str(n.target)
         self.learned.add(self.refs[n])
 
@@ -596,15 +623,13 @@ class _Converter:
         # the weight and bias get_attr nodes became parameter items: take them back
         for attr in (weight, bias):
             name = self.refs.get(attr)
-            if (
-                isinstance(name, str)
-                and self.items
-                and any(it["name"] == name for it in self.items)
-            ):
-                self.items = [it for it in self.items if it["name"] != name]
+            if isinstance(name, str) and any(it.data["name"] == name for it in self.items):
+                self.items = [it for it in self.items if it.data["name"] != name]
                 self.parameters.pop(name, None)
+                self.learned.discard(name)
+                self.used_names.discard(name)
                 self.understood -= 1
-        self.emit(n, item, [self.tensor(x)], owner)
+        self.emit(n, item, [self.tensor(x)], weights_from=owner)
 
 
 def _without_defaults(item: dict[str, Any]) -> dict[str, Any]:
@@ -646,10 +671,13 @@ def _describe(n: fx.Node) -> str:
 
 def import_module(
     module: nn.Module, input_shape: tuple[int, ...], *, name: str | None = None,
-    source: dict[str, Any] | None = None,
+    source: dict[str, Any] | None = None, blocks: bool = True, training: bool = False,
 ) -> Imported:  # fmt: skip
-    """The spec of ``module`` for inputs of ``input_shape`` (channels first, no batch)."""
-    module = module.eval()
+    """The spec of ``module`` for inputs of ``input_shape`` (channels first, no batch).
+
+    ``training``: trace the training-mode forward pass (Inception-v3's auxiliary head runs
+    only there); the spec's layers are the same modules either way."""
+    module = module.train(training)
     gm, values, method = trace(module, input_shape)
     conv = _Converter(gm, values)
     conv.run()
@@ -663,15 +691,23 @@ def import_module(
         )
     outputs = [n for n in gm.graph.nodes if n.op == "output"][0].args[0]
     outputs = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
-    names = [conv.tensor(o) for o in outputs]
+    if len(outputs) == 1 and isinstance(conv.refs.get(outputs[0]), tuple):
+        names = list(conv.refs[outputs[0]])
+    else:
+        names = [conv.tensor(o) for o in outputs]
+    classes = {path: kind.lstrip("_") or "block" for path, kind in conv.classes.items()}
+    folded = fold(conv.items, classes if blocks else {})
     spec: dict[str, Any] = {
         "name": name or type(module).__name__,
         "description": f"imported from {type(module).__module__}.{type(module).__name__} by "
         f"archcalc import ({method})",
         "input": list(input_shape),
-        "layers": conv.items,
     }
-    if len(names) > 1 or names[0] != conv.items[-1]["name"]:
+    if folded.blocks:
+        spec["blocks"] = folded.blocks
+    spec["layers"] = folded.layers
+    names = [folded.renamed(n) for n in names]
+    if len(names) > 1 or names[0] != folded.layers[-1]["name"]:
         spec["outputs"] = names
     if source is not None:  # item names that are module paths need no entry
         renamed = {k: v for k, v in conv.parameters.items() if k != v}

@@ -65,16 +65,33 @@ def load_target(target: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
     return made
 
 
+def qualified_names(analysis: Analysis) -> dict[str, str]:
+    """Row path -> the dotted names of the items around it (``layer1.0.conv1``): an imported
+    spec names block calls and items after the module paths they came from."""
+    found: dict[str, str] = {}
+
+    def visit(groups, prefix: str) -> None:
+        for group in groups:
+            here = f"{prefix}{group.name}" if group.name else None
+            if group.children:
+                for child in group.children:
+                    visit(child, f"{here}." if here else prefix)
+            elif here is not None:
+                rows = analysis.rows_of(group)
+                if rows and rows[0].path == group.path:
+                    found[group.path] = here
+
+    visit(analysis.graph.tree, "")
+    return found
+
+
 def load_weights(model: nn.Module, analysis: Analysis, source: nn.Module,
                  mapping: dict[str, str]) -> None:  # fmt: skip
     """Copy the source module's weights into the spec's model, item by item."""
-    by_name: dict[str, nn.Module] = {}
-    for row in analysis.rows:
-        if row.name is not None and row.name not in by_name:
-            by_name[row.name] = model.by_path[row.path]
+    by_name = {name: model.by_path[path] for path, name in qualified_names(analysis).items()}
     sources = dict(source.named_modules())
     params = dict(source.named_parameters())
-    mapping = {**{name: name for name in by_name if name in sources}, **mapping}
+    mapping = {**{name: name for name in by_name if name in sources or name in params}, **mapping}
     with torch.no_grad():
         for name, origin in mapping.items():
             target = by_name.get(name)
@@ -111,14 +128,24 @@ def used_parameters(module: nn.Module, x: torch.Tensor) -> tuple[int, list[str]]
     return used, unused
 
 
-def source_checks(analysis: Analysis, model: nn.Module, device: torch.device) -> list[Check]:
-    """7. The spec computes what its source module computes (and counts what it counts)."""
+def source_checks(analysis: Analysis, model: nn.Module, device: torch.device,
+                  module: nn.Module | None = None) -> list[Check]:  # fmt: skip
+    """7. The spec computes what its source module computes (and counts what it counts).
+
+    ``module``: the source itself, when the caller has it (else it is loaded from the spec's
+    ``source:``)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     source_spec = analysis.spec.source
-    source = load_target(source_spec.module, source_spec.kwargs).eval().to(device)
+    if module is None:
+        module = load_target(source_spec.module, source_spec.kwargs)
+    source = module.eval().to(device)
+    mapping = source_spec.parameters if source_spec is not None else {}
     checks = []
-    x = torch.randn(1, *analysis.input, generator=torch.Generator().manual_seed(0)).to(device)
+    training = bool(source_spec is not None and source_spec.training)
+    source.train(training)  # what was traced: eval, or training (auxiliary heads)
+    # batch 2: batch norm in training mode needs two values per channel; MACs are per sample
+    x = torch.randn(2, *analysis.input, generator=torch.Generator().manual_seed(0)).to(device)
     used, unused = used_parameters(source, x)
     detail = "the parameters of the module's forward pass"
     if unused:
@@ -134,12 +161,12 @@ def source_checks(analysis: Analysis, model: nn.Module, device: torch.device) ->
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         source(x)
     source.eval()
-    detail = "FlopCounterMode on the module"
+    detail = "FlopCounterMode on the module" + (" in training mode" if training else "")
     if blind:
         detail += f" (it cannot see attention's scores and weighted sums: {blind:,} MACs left out)"
     checks.append(compare("source:macs", analysis.totals["macs"] - blind,
-                          counter.get_total_flops() // 2, detail))  # fmt: skip
-    load_weights(model, analysis, source, source_spec.parameters)
+                          counter.get_total_flops() // 4, detail))  # fmt: skip
+    load_weights(model, analysis, source, mapping)
     model, source = model.double().eval(), source.double()
     x = torch.randn(
         2, *analysis.input, generator=torch.Generator().manual_seed(1), dtype=torch.float64

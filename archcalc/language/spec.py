@@ -74,6 +74,7 @@ class SpecSource(Model):
     module: str = Field(description="`package.module:callable` or `path/file.py:callable`.")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Arguments of the callable.")
     method: Optional[str] = Field(None, description="How it was traced.")
+    training: bool = Field(False, description="Traced in training mode (auxiliary heads).")
     parameters: dict[str, str] = Field(
         default_factory=dict,
         description="Item name -> the module (or attribute) path its weights come from.",

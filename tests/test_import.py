@@ -1,0 +1,255 @@
+"""archcalc import: modules written here traced into specs that compute the same function.
+
+Every case is imported, analysed, built by verify and loaded with the module's own
+weights; the outputs must agree to double precision and the counts must equal the
+module's. torchvision is used only where it can be imported (see torchvision_models).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="archcalc import needs the [verify] extra")
+
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from archcalc import analyze  # noqa: E402
+from archcalc.cli import main  # noqa: E402
+from archcalc.errors import ArchcalcError  # noqa: E402
+from archcalc.language.writer import to_yaml  # noqa: E402
+from verify.build import build  # noqa: E402
+from verify.importer import import_module  # noqa: E402
+from verify.source import source_checks  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+class LeNet5(nn.Module):
+    """The course's LeNet-5 exercise on 28x28 MNIST."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(256, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = x.view(x.size(0), -1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+class Block(nn.Module):
+    """A residual block with a projection shortcut where the shape changes."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                     if stride != 1 or cin != cout else None)  # fmt: skip
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(out + (self.down(x) if self.down is not None else x))
+
+
+class ResNetLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.blocks = nn.Sequential(
+            Block(8, 8, 1), Block(8, 8, 1), Block(8, 16, 2), Block(16, 16, 1)
+        )
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1), 1))
+
+
+class Inception(nn.Module):
+    """Branches concatenated along the channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(4, 3, 1)
+        self.b = nn.Sequential(nn.Conv2d(4, 2, 1), nn.ReLU(), nn.Conv2d(2, 5, 3, padding=1))
+        self.pool = nn.MaxPool2d(3, 1, 1)
+
+    def forward(self, x):
+        return torch.cat([self.a(x), self.b(x), self.pool(x)], dim=1)
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.fc1, self.fc2 = nn.Conv2d(16, 4, 1), nn.Conv2d(4, 16, 1)
+
+    def forward(self, x):
+        x = F.relu(self.conv(x))
+        gate = torch.sigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
+        return x * gate
+
+
+class TinyViT(nn.Module):
+    """Patches, a class token, a position embedding, one pre-norm encoder layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch = nn.Conv2d(3, 16, 4, 4)
+        self.cls = nn.Parameter(torch.zeros(1, 1, 16))
+        self.pos = nn.Parameter(torch.randn(1, 17, 16) * 0.02)
+        self.ln1, self.ln2 = nn.LayerNorm(16), nn.LayerNorm(16)
+        self.attn = nn.MultiheadAttention(16, 4, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
+        y = self.ln1(x)
+        x = x + self.attn(y, y, y, need_weights=False)[0]
+        x = x + self.mlp(self.ln2(x))
+        return self.head(x[:, 0])
+
+
+class Shuffle(nn.Module):
+    """ShuffleNet's unit: split the channels, process half, concatenate, interleave."""
+
+    def __init__(self):
+        super().__init__()
+        self.branch = nn.Sequential(nn.Conv2d(4, 4, 1), nn.ReLU())
+
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        out = torch.cat([a, self.branch(b)], dim=1)
+        n, c, h, w = out.shape
+        return out.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+CASES = [
+    (LeNet5, (1, 28, 28), 44426),
+    (ResNetLike, (3, 16, 16), None),
+    (Inception, (4, 8, 8), None),
+    (SqueezeExcite, (3, 8, 8), None),
+    (TinyViT, (3, 16, 16), None),
+    (Shuffle, (8, 6, 6), None),
+]
+
+
+@pytest.mark.parametrize("cls, shape, params", CASES, ids=[c[0].__name__ for c in CASES])
+def test_imported_specs_compute_the_same_function(cls, shape, params):
+    torch.manual_seed(0)
+    module = cls()
+    imported = import_module(module, shape, name=cls.__name__,
+                             source={"module": "tests", "kwargs": {}})  # fmt: skip
+    text = to_yaml(imported.spec)
+    analysis = analyze(text)  # the text reads back
+    total = sum(p.numel() for p in module.parameters())
+    assert analysis.totals["params"] == total == (params or total)
+    model = build(analysis)
+    checks = source_checks(analysis, model, CPU, module=module)
+    assert [(c.name, c.passed) for c in checks] == [
+        ("source:params", True), ("source:macs", True), ("source:output", True)
+    ], [(c.name, c.expected, c.measured, c.detail) for c in checks]  # fmt: skip
+
+
+def test_the_written_spec_reads_like_one():
+    imported = import_module(ResNetLike(), (3, 16, 16), name="resnet-like")
+    text = to_yaml(imported.spec)
+    # a block for the repeated submodule, called once per instance, its width a parameter
+    assert "blocks:\n  Block:\n" in text
+    assert "- {name: blocks.0, type: Block, out_channels: 8}" in text
+    assert "- {name: blocks.2, type: Block_2}" in text  # one instance: no parameters
+    assert "{name: stem, type: conv2d, out_channels: 8, kernel_size: 3, padding: 1}" in text
+    # named inputs only where the graph branches
+    assert text.count("input: ") + text.count("inputs: ") <= 6
+
+
+def test_unsupported_operations_are_named_with_what_was_understood():
+    class Rolling(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3)
+
+        def forward(self, x):
+            return torch.roll(self.conv(x), 1, dims=2)
+
+    with pytest.raises(ArchcalcError) as info:
+        import_module(Rolling(), (3, 8, 8))
+    message = str(info.value)
+    assert message.startswith(
+        "cannot import Rolling: 1 of 2 operations have no spec equivalent: roll"
+    )
+    assert "function torch" in message and message.endswith("understood 1 of 2")
+
+
+def test_data_dependent_control_flow_is_a_clear_error():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(ArchcalcError, match=r"^torch.fx cannot trace Branchy \(TraceError"):
+        import_module(Branchy(), (3,))
+
+
+def test_import_command_writes_a_spec_that_verify_proves(tmp_path, capsys):
+    source = tmp_path / "net.py"
+    source.write_text(
+        "import torch\nfrom torch import nn\n"
+        "def make(width=8):\n"
+        "    return nn.Sequential(nn.Conv2d(1, width, 3), nn.ReLU(), nn.Flatten(), "
+        "nn.Linear(width * 26 * 26, 10))\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "net.yaml"
+    code = main(["import", f"{source}:make", "--input", "1,28,28", "--kwargs", json.dumps({"width": 4}),
+                 "-o", str(out)])  # fmt: skip
+    assert code == 0
+    assert "4 layers, 27,090 parameters" in capsys.readouterr().err
+    text = out.read_text()
+    assert "source: {module: " in text and "kwargs: {width: 4}" in text
+    code = main(["verify", str(out), "--steps", "0", "--seeds", "1", "--schemes", "recommended"])
+    report = capsys.readouterr().out
+    assert code == 0, report
+    assert "source" in report
+
+
+def test_import_errors_are_one_line(tmp_path, capsys):
+    assert main(["import", "nowhere.module:make", "--input", "3"]) == 1
+    assert capsys.readouterr().err == (
+        "archcalc: error: cannot import nowhere.module: no module named 'nowhere'\n"
+    )
+    with pytest.raises(SystemExit):
+        main(["import", "x:y", "--input", "3,a"])
+    assert "expected sizes like 3,224,224" in capsys.readouterr().err
+
+
+TORCHVISION = ["resnet18", "mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_1",
+               "efficientnet_b0", "densenet121", "vit_b_32", "convnext_tiny", "regnet_y_400mf"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_torchvision_models_import_to_their_published_figures(name):
+    from tests.torchvision_models import import_torchvision
+
+    tv = import_torchvision()
+    if tv is None:
+        pytest.skip("torchvision cannot be imported here")
+    torch.manual_seed(0)
+    weights = tv.models.get_model_weights(name).DEFAULT
+    module = tv.models.get_model(name, weights=None)
+    analysis = analyze(to_yaml(import_module(module, (3, 224, 224), name=name).spec))
+    assert analysis.totals["params"] == weights.meta["num_params"]
+    ops = weights.meta["_ops"]
+    digits = len(f"{ops}".replace(".", "").lstrip("0"))
+    assert float(f"{analysis.totals['macs'] / 1e9:.{digits}g}") == float(f"{ops:.{digits}g}")
+    model = build(analysis)
+    checks = source_checks(analysis, model, CPU, module=module)
+    assert all(c.passed for c in checks), [(c.name, c.expected, c.measured) for c in checks]
