@@ -225,9 +225,8 @@ class _Folder:
 def _child_scope(scopes: tuple[str, ...], prefix: str) -> str | None:
     """The outermost scope below ``prefix`` (None if the item sits directly in it)."""
     for scope in scopes:
-        if prefix == "" or scope.startswith(prefix + "."):
-            if scope != prefix:
-                return scope
+        if scope != prefix and (prefix == "" or scope.startswith(prefix + ".")):
+            return scope
     return None
 
 
