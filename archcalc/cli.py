@@ -182,6 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one item per operation, no blocks for repeated submodules")  # fmt: skip
     imp.add_argument("-o", "--output", metavar="FILE", help="write the spec here (default: stdout)")
 
+    export = commands.add_parser(
+        "export", help="write a spec as PyTorch code (or ONNX)",
+        description="Write the spec as one standalone PyTorch file (an nn.Module with the "
+        "shapes in comments and the recommended init_weights()), or as ONNX. Needs the "
+        "[verify] extra (PyTorch; ONNX also needs the onnx package).",
+    )  # fmt: skip
+    export.add_argument("spec", metavar="SPEC", help="a YAML or JSON spec file")
+    _add_values(export)
+    export.add_argument("--to", choices=("pytorch", "onnx"), default="pytorch")
+    export.add_argument("--class-name", help="the module's class name (default: from the spec)")
+    export.add_argument("-o", "--output", metavar="FILE",
+                        help="where to write (default: stdout; ONNX needs a file)")  # fmt: skip
+
     schema = commands.add_parser("schema", help="JSON Schema of the spec language",
                                  description="Print the JSON Schema of the spec language.")  # fmt: skip
     schema.add_argument("--indent", type=int, default=2, help="indentation (default 2)")
@@ -230,7 +243,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"analyze": _analyze, "explain": _explain, "init": _init, "schema": _schema,
-                "verify": _verify, "solve": _solve, "style": _style, "import": _import}  # fmt: skip
+                "verify": _verify, "solve": _solve, "style": _style, "import": _import,
+                "export": _export}  # fmt: skip
     if args.command == "check":
         return _check(args.specs, args.quiet)
     status = commands[args.command](args, parser)
@@ -469,6 +483,35 @@ def _import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
               f"{imported.operations} operations)", file=sys.stderr)  # fmt: skip
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        from verify import exporter
+    except ModuleNotFoundError as err:
+        raise ArchcalcError(
+            f"archcalc export needs PyTorch ({err.name} is missing): pip install 'archcalc[verify]'"
+        ) from None
+    analysis = _analysis(args, parser)
+    if analysis.symbolic:
+        raise ArchcalcError("export needs numbers; give every symbol a value (--set NAME=VALUE)")
+    if args.to == "onnx":
+        if not args.output:
+            parser.error("--to onnx needs -o FILE")
+        try:
+            import onnx  # noqa: F401
+        except ModuleNotFoundError:
+            raise ArchcalcError("--to onnx needs the onnx package: pip install onnx") from None
+        exporter.export_onnx(analysis, args.output)
+        print(f"{args.output}: ONNX (opset 17), input [1, {', '.join(map(str, analysis.input))}]",
+              file=sys.stderr)  # fmt: skip
+        return 0
+    source = exporter.export_pytorch(analysis, args.class_name)
+    if args.output:
+        Path(args.output).write_text(source, encoding="utf-8")
+    else:
+        sys.stdout.write(source)
     return 0
 
 

@@ -239,10 +239,11 @@ def leaf_module(row: Row) -> nn.Module:
         elif before == after:
             padding = before
         else:  # asymmetric (pairs, TF SAME): the convolution pads itself
-            cls, padding = modules.padded_conv(cls, before, after), 0
-        return cls(int(row.input[0]), int(h["out_channels"]), _ints(h["kernel_size"]),
+            padding = 0
+        conv = cls(int(row.input[0]), int(h["out_channels"]), _ints(h["kernel_size"]),
                    stride=_ints(h["stride"]), padding=padding, dilation=_ints(h["dilation"]),
                    groups=int(h["groups"]), bias=h["bias"])  # fmt: skip
+        return conv if h.get("same") or before == after else modules.PaddedConv(conv, before, after)
     if kind == "linear":
         return nn.Linear(int(row.input[-1]), int(h["out_features"]), bias=h["bias"])
     if kind == "multihead_attention":

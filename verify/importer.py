@@ -240,8 +240,9 @@ class _Converter:
             self.refs[n] = value
             return
         shape = tuple(value.shape)
-        # a leading 1 is the batch dimension that broadcasting gives it (ViT's class token)
-        per_sample = list(shape[1:]) if len(shape) > 1 and shape[0] == 1 else list(shape)
+        # a leading 1 is the batch dimension where the tensor meets batched ones at its own
+        # rank (ViT's class token expanded, its position embedding added); else all is per sample
+        per_sample = list(shape[1:]) if self._batched(n, len(shape)) else list(shape)
         item: dict[str, Any] = {"type": "parameter", "shape": per_sample}
         if value.numel():  # how it starts (ConvNeXt's layer scale 1e-6, ViT's embedding 0.02)
             values = value.detach().float()
@@ -254,6 +255,25 @@ class _Converter:
         self.emit(n, item, [], str(n.target))
         self.parameters[self.refs[n]] = str(n.target)
         self.learned.add(self.refs[n])
+
+    def _batched(self, n: fx.Node, rank: int) -> bool:
+        if rank < 2 or self.values[n].shape[0] != 1:
+            return False
+        for user in n.users:
+            if user.op == "call_method" and user.target == "expand":
+                return True
+            if user.op == "call_method" and user.target == "unsqueeze":
+                return False  # verify's own learned tensors: per sample, the batch added
+            for other in [*user.args, *(a for a in user.args if isinstance(a, (list, tuple)))]:
+                others = other if isinstance(other, (list, tuple)) else [other]
+                for o in others:
+                    if (
+                        isinstance(o, fx.Node)
+                        and o is not n
+                        and isinstance(self.values.get(o), torch.Tensor)
+                    ):
+                        return self.values[o].dim() == rank
+        return False
 
     # -- modules
 
@@ -405,6 +425,8 @@ class _Converter:
 
     def attention(self, n: fx.Node, m: nn.MultiheadAttention, path: str) -> None:
         q, k, v = (n.args + (None, None, None))[:3]
+        if k is None and v is None and len(n.args) == 1:  # self-attention written as m(x)
+            k = v = q
         if not m.batch_first:
             raise _Unsupported("multi-head attention with batch_first=False")
         if not (q is k is v):
@@ -416,8 +438,8 @@ class _Converter:
         item = {"type": "multihead_attention", "num_heads": m.num_heads,
                 "bias": m.in_proj_bias is not None, "dropout": m.dropout}  # fmt: skip
         self.emit(n, item, [self.tensor(q)], path)
-        name = self.refs[n]
-        self.refs[n] = (name, None)  # (output, attention weights: not a spec tensor)
+        if isinstance(self.values.get(n), (tuple, list)):  # nn.MultiheadAttention's (out, weights)
+            self.refs[n] = (self.refs[n], None)
 
     # -- functions and methods
 
@@ -445,6 +467,17 @@ class _Converter:
             self.emit(n, {"type": "concat", "dim": _dim(dim, 0)}, [self.tensor(t) for t in tensors])
         elif target in (F.avg_pool2d, F.max_pool2d, F.avg_pool1d, F.max_pool1d):
             self.pool_function(n, target)
+        elif target is F.pad:
+            pads = list(args[1] if len(args) > 1 else kwargs["pad"])
+            mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+            value = kwargs.get("value", args[3] if len(args) > 3 else 0)
+            rank = self.values[args[0]].dim()
+            if mode != "constant" or value not in (0, 0.0, None) or len(pads) // 2 > rank - 2:
+                raise _Unsupported(f"padding other than zeros of the spatial dimensions ({mode})")
+            pairs = [[pads[i], pads[i + 1]] for i in range(0, len(pads), 2)][::-1]
+            spatial = rank - 2
+            pairs = [[0, 0]] * (spatial - len(pairs)) + pairs
+            self.emit(n, {"type": "zero_pad", "padding": pairs}, [self.tensor(args[0])])
         elif target is torch.flatten:
             start = kwargs.get("start_dim", args[1] if len(args) > 1 else 0)
             end = kwargs.get("end_dim", args[2] if len(args) > 2 else -1)
@@ -532,9 +565,20 @@ class _Converter:
                       [self.tensor(x)])  # fmt: skip
         elif name in ("chunk", "split", "unbind"):
             self.chunks(n, name)
+        elif name == "unsqueeze" and self.refs.get(x) in self.learned and args[1] == 0:
+            self.alias(n, x)  # a learned tensor given its batch dimension
         elif name == "unsqueeze":
             d = args[1] % (self.values[x].dim() + 1)
             self.emit(n, {"type": "unsqueeze", "dim": d - 1}, [self.tensor(x)])
+        elif name == "narrow":
+            rank = self.values[x].dim()
+            dim, start, length = (
+                list(args[1:]) + [n.kwargs.get(k) for k in ("dim", "start", "length")]
+            )[:3]
+            if dim % rank == 0:
+                raise _Unsupported("narrowing the batch dimension")
+            self.emit(n, {"type": "narrow", "dim": dim % rank - 1, "start": start, "length": length},
+                      [self.tensor(x)])  # fmt: skip
         elif name in ("add", "mul", "add_", "mul_", "matmul"):
             kind = name.rstrip("_")
             if not isinstance(args[1], fx.Node):

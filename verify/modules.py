@@ -67,7 +67,10 @@ class Learned(nn.Module):
                 self.weight.add_(torch.randn_like(self.weight) * self.std)
 
     def forward(self) -> torch.Tensor:
-        return self.weight.unsqueeze(0)
+        # without autograd, no view of a parameter (a view that "requires grad" but has no
+        # grad_fn trips torch's module tracker, which FlopCounterMode uses)
+        weight = self.weight if torch.is_grad_enabled() else self.weight.detach()
+        return weight.unsqueeze(0)
 
 
 class Reshape(nn.Module):
@@ -186,14 +189,48 @@ class StochasticDepth(nn.Module):
         return x * noise.div_(keep)
 
 
-def padded_conv(cls: type[nn.Module], before: tuple[int, ...], after: tuple[int, ...]):
-    """A convolution class that zero-pads ``before``/``after`` itself (asymmetric or SAME
-    padding, which torch.nn's convolutions cannot say); parameters as ``cls``'s."""
-    pads = tuple(p for b, a in zip(reversed(before), reversed(after)) for p in (b, a))
+class PaddedConv(nn.Module):
+    """A convolution that zero-pads ``before``/``after`` each spatial dimension itself
+    (asymmetric or SAME padding, which torch.nn's convolutions cannot say)."""
 
-    class PaddedConv(cls):  # type: ignore[valid-type, misc]
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return super().forward(F.pad(x, pads))
+    def __init__(self, conv: nn.Module, before: tuple[int, ...], after: tuple[int, ...]):
+        super().__init__()
+        self.conv = conv
+        self.before, self.after = tuple(before), tuple(after)
+        self.pads = tuple(p for b, a in zip(reversed(before), reversed(after)) for p in (b, a))
 
-    PaddedConv.__name__ = f"Padded{cls.__name__}"
-    return PaddedConv
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, self.pads))
+
+    def code(self) -> str:
+        return f"PaddedConv(nn.{_first_line(self.conv)}, {self.before}, {self.after})"
+
+
+def _first_line(module: nn.Module) -> str:
+    return repr(module).splitlines()[0]
+
+
+#: Constructor code of the modules above, for `archcalc export` (which copies their source).
+CODE = {
+    Concat: lambda m: f"Concat({m.dim})",
+    Learned: lambda m: f"Learned({tuple(m.weight.shape)}, init={m.init}, std={m.std})",
+    Reshape: lambda m: f"Reshape({m.shape})",
+    Permute: lambda m: f"Permute({tuple(d - 1 for d in m.dims[1:])})",
+    Transpose: lambda m: f"Transpose({m.dim0 - 1}, {m.dim1 - 1})",
+    Unsqueeze: lambda m: f"Unsqueeze({m.dim - 1})",
+    Narrow: lambda m: f"Narrow({m.dim - 1}, {m.start}, {m.length})",
+    Pad: lambda m: f"Pad({_unpairs(m.pads)[0]}, {_unpairs(m.pads)[1]})",
+    CenterCrop: lambda m: f"CenterCrop({m.offsets}, {m.size})",
+    Mean: lambda m: f"Mean({tuple(d - 1 for d in m.dims)}, {m.keepdim})",
+    SelfAttention: lambda m: (
+        f"SelfAttention({m.embed_dim}, {m.num_heads}, bias="
+        f"{m.in_proj_bias is not None}, dropout={m.dropout})"
+    ),
+    StochasticDepth: lambda m: f"StochasticDepth({m.p}, {m.mode!r})",
+    PaddedConv: lambda m: m.code(),
+}
+
+
+def _unpairs(pads: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    pairs = [(pads[i], pads[i + 1]) for i in range(0, len(pads), 2)][::-1]
+    return tuple(b for b, _ in pairs), tuple(a for _, a in pairs)

@@ -357,7 +357,7 @@ class _Elaborator:
             if layer.name is not None:
                 scope.define(layer.name, x, path)
             groups.append(Group(path, layer.name, layer.type, first, len(self.nodes), x,
-                                layer.expect, item_env, children))  # fmt: skip
+                                layer.expect, item_env, children, inputs=inputs))  # fmt: skip
         return x, groups
 
     def inputs_of(self, layer: Any, x: int, scope: Scope, path: str) -> tuple[int, ...]:

@@ -66,6 +66,8 @@ class Group:
     #: per iteration; a block call one; leaves none.
     children: tuple[tuple[Group, ...], ...] = field(default=(), repr=False)
     line: int | None = None
+    #: The nodes the item reads (a block call's input, a merge's inputs).
+    inputs: tuple[int, ...] = ()
 
 
 @dataclass(eq=False)
