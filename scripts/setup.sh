@@ -13,6 +13,11 @@ if [[ ",$extras," == *",verify,"* ]]; then
     # the [verify] extra's range (torch>=2.1) installs nothing more (no multi-GB CUDA download).
     "${pip[@]}" torch==2.13.0
 fi
+if [[ ",$extras," == *",test,"* && ",$extras," == *",verify,"* ]]; then
+    # torchvision's model code for the import tests (tests/torchvision_models.py imports it even
+    # where its compiled operators do not match the CPU torch); never a dependency of archcalc.
+    "${pip[@]}" --no-deps torchvision==0.28.0 || echo "torchvision not installed: its tests will skip"
+fi
 target="."
 [ -n "$extras" ] && target=".[$extras]"
 "${pip[@]}" -e "$target"
