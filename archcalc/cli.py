@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Each quantity as formula, then with numbers, then the value.")  # fmt: skip
     explain.add_argument("spec", metavar="SPEC", help="a YAML or JSON spec file")
     explain.add_argument("--layer", metavar="PATH", help="only this layer (path or name)")
+    explain.add_argument("--rf", action="store_true",
+                         help="also the receptive field recurrence of every layer")  # fmt: skip
     _add_values(explain)
 
     check = commands.add_parser("check", help="validate specs and their expect: entries",
@@ -162,6 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose", "-v", action="store_true", help="list every check, not only failures"
     )
 
+    rf = commands.add_parser(
+        "rf", help="receptive field of every layer: size, stride, padding",
+        description="For every layer, the input positions one of its units sees: field size r, "
+        "effective stride S and padding P per spatial dimension (unit u sees -P + u·S ... "
+        "-P + u·S + r - 1); the whole input where a layer mixes every position.",
+    )  # fmt: skip
+    rf.add_argument("spec", metavar="SPEC", help="a YAML or JSON spec file")
+    rf.add_argument("--layer", metavar="PATH", help="only this layer (path or name)")
+    _add_values(rf)
+    rf.add_argument("--json", action="store_true", help="print JSON")
+
     imp = commands.add_parser(
         "import", help="trace a PyTorch module and write it as a spec",
         description="Trace an nn.Module (torch.fx) and write a readable spec of it: items named "
@@ -244,7 +257,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     commands = {"analyze": _analyze, "explain": _explain, "init": _init, "schema": _schema,
                 "verify": _verify, "solve": _solve, "style": _style, "import": _import,
-                "export": _export}  # fmt: skip
+                "export": _export, "rf": _rf}  # fmt: skip
     if args.command == "check":
         return _check(args.specs, args.quiet)
     status = commands[args.command](args, parser)
@@ -277,7 +290,7 @@ def _explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     analysis = _analysis(args, parser)
     try:
-        sys.stdout.write(explain(analysis, args.layer))
+        sys.stdout.write(explain(analysis, args.layer, rf=args.rf))
     except ArchcalcError as err:
         raise err.at(file=args.spec) from None
     return 0
@@ -452,6 +465,23 @@ def _json_object(text: str) -> dict:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object. Received: {text!r}")
     return value
+
+
+def _rf(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.quantities.receptive import receptive_fields
+    from archcalc.render.fields import rf_table
+
+    analysis = _analysis(args, parser)
+    fields = receptive_fields(analysis.graph)
+    try:
+        rows = [analysis.row(args.layer)] if args.layer else analysis.rows
+    except ArchcalcError as err:
+        raise err.at(file=args.spec) from None
+    if args.json:
+        sys.stdout.write(json.dumps(fields.to_dict(rows), indent=2) + "\n")
+    else:
+        sys.stdout.write(rf_table(analysis, fields, args.layer))
+    return 0
 
 
 def _import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

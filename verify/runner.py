@@ -92,6 +92,9 @@ def run(spec: Any, values: dict[str, int] | None = None, *, device: str = "auto"
     result.checks += param_checks(analysis, model)
     result.checks += mac_checks(analysis, model, dev)
     result.checks += torchinfo_checks(analysis, model, dev)
+    from verify.rfcheck import rf_checks
+
+    result.checks += rf_checks(analysis)
     if analysis.spec.source is not None:  # imported: the same function as the module
         from verify.source import source_checks
 

@@ -4,8 +4,8 @@ Mappings of scalars are written in flow style (``{name: conv1, type: conv2d, ...
 nested layer lists (residual bodies, branches, blocks) are indented; keys keep
 their order. Only plain data is written (the safe loader reads it back as is).
 
->>> print(to_yaml({"name": "n", "input": [3, 8, 8], "layers": [{"type": "relu"}]}), end="")
-name: n
+>>> print(to_yaml({"name": "net", "input": [3, 8, 8], "layers": [{"type": "relu"}]}), end="")
+name: net
 input: [3, 8, 8]
 layers:
   - {type: relu}

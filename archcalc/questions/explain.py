@@ -24,11 +24,19 @@ _K_LETTERS = {1: ("M",), 2: ("M", "N"), 3: ("T", "M", "N")}
 _LABEL_WIDTH = 19
 
 
-def explain(analysis: Analysis, layer: str | None = None) -> str:
-    """Working for every row (or the one at path/name ``layer``)."""
+def explain(analysis: Analysis, layer: str | None = None, *, rf: bool = False) -> str:
+    """Working for every row (or the one at path/name ``layer``); ``rf``: with the receptive
+    field recurrence under each."""
     rows = [analysis.row(layer)] if layer else analysis.rows
     nodes = analysis.graph.nodes
     blocks = [_explain_row(row, nodes) for row in rows]
+    if rf:
+        from archcalc.quantities.receptive import receptive_fields
+        from archcalc.render.fields import rf_working
+
+        fields = receptive_fields(analysis.graph)
+        blocks = ["\n".join([block, *rf_working(analysis, fields, row)])
+                  for block, row in zip(blocks, rows)]  # fmt: skip
     if not layer:
         t = analysis.totals
         blocks.append(
