@@ -100,7 +100,7 @@ def cpu_best_of(fn, repeat: int) -> float:
 def bench_zoo_per_layer() -> None:
     """5. YAML text -> totals per node of the graph, the graph language's models against
     ResNet-152 (target: no more per node than ResNet-152)."""
-    print("5. zoo specs, YAML text -> totals, CPU time per graph node (best of 5)")
+    print("5. zoo specs, YAML text -> totals, CPU time per graph node (best of 15)")
     base = None
     for name in ("resnet152", "efficientnet_b0", "vit_b_16", "mobilenet_v3_large", "convnext_tiny"):
         path = ROOT / "specs" / "zoo" / f"{name}.yaml"
@@ -109,7 +109,7 @@ def bench_zoo_per_layer() -> None:
             continue
         text = path.read_text()
         nodes = len(analyze(text).graph.nodes)
-        seconds = cpu_best_of(lambda text=text: analyze(text).totals, 5)
+        seconds = cpu_best_of(lambda text=text: analyze(text).totals, 15)
         per_node = seconds / nodes
         base = base or per_node
         print(f"   {name:<20} {seconds * 1e3:6.1f} ms for {nodes:4} nodes: {per_node * 1e6:5.1f} us/node "

@@ -271,6 +271,12 @@ class _Elaborator:
                 for suffix, children in child_lists(layer):
                     total = self.count(children, env, here + suffix, total)
             elif kind not in BUILTIN_TYPES and kind in self.spec.blocks:
+                fixed = self._fixed_size(kind)
+                if fixed is not None:  # no repeat inside: its size needs no parameter values
+                    total += fixed
+                    if total > MAX_EXPANDED_LAYERS:
+                        self._too_many(here)
+                    continue
                 try:
                     inner = self.block_env(layer, env, here)
                 except ArchcalcError:
@@ -279,6 +285,42 @@ class _Elaborator:
                 total = self.count(self.spec.blocks[kind].layers, inner, f"{here}.layers", total)
             if total > MAX_EXPANDED_LAYERS:
                 self._too_many(here)
+        return total
+
+    def _fixed_size(self, block: str) -> int | None:
+        """Items a block expands to when no repeat (at any depth) depends on its parameters;
+        computed once per block (an upper bound: ``when:`` is not decided here)."""
+        cache = self.__dict__.setdefault("_sizes", {})
+        if block not in cache:
+            cache[block] = None  # a recursive block is refused before this; guard anyway
+            cache[block] = self._list_size(self.spec.blocks[block].layers)
+        return cache[block]
+
+    def _list_size(self, layers: list) -> int | None:
+        total = 0
+        for layer in layers:
+            total += 1 + (layer.__dict__.get("activation") is not None)
+            kind = layer.type
+            if kind == "repeat":
+                if not isinstance(layer.times, int):
+                    return None
+                inner = self._list_size(layer.layers)
+                if inner is None:
+                    return None
+                total += layer.times * inner
+            elif kind in ("residual", "concat"):
+                for _, children in child_lists(layer):
+                    inner = self._list_size(children)
+                    if inner is None:
+                        return None
+                    total += inner
+            elif kind in self.spec.blocks:
+                inner = self._fixed_size(kind)
+                if inner is None:
+                    return None
+                total += inner
+            if total > MAX_EXPANDED_LAYERS:
+                return total
         return total
 
     def _static_times(self, layer: Any, env: Mapping[str, Value], path: str) -> int:

@@ -29,7 +29,9 @@ from archcalc.errors import SpecWarning
 Shape = tuple  # of values (int or sympy), channels first, no batch
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+#: Nodes and groups are records that no pass changes; they are not frozen because creating a
+#: frozen dataclass costs five times as much, and elaboration makes one per layer.
+@dataclass(slots=True, eq=False)
 class Node:
     """One operation of the elaborated network."""
 
@@ -49,7 +51,7 @@ class Node:
     line: int | None = None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class Group:
     """A layer item as written, with the nodes ``[first, end)`` it expanded to."""
 
