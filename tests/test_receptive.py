@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 
 import pytest
 
 from archcalc import analyze
 from archcalc.cli import main
+from archcalc.quantities.effective import effective_fields
 from archcalc.quantities.receptive import receptive_fields
 from tests.conftest import SPECS, spec
 
@@ -104,6 +106,70 @@ def test_rf_command_table_and_json(capsys):
     assert "r + d(k-1)·S = 19 + 1·4·8 = 51" in capsys.readouterr().out
 
 
+def _paths_1d(layers: list[tuple[int, int]]) -> list[int]:
+    """Path counts from input positions to one unit through stride-1 windows (k, dilation),
+    by brute force: the repeated convolution of a dilated box, written out."""
+    counts = [1]
+    for k, d in layers:
+        width = len(counts) + d * (k - 1)
+        grown = [0] * width
+        for i, c in enumerate(counts):
+            for t in range(k):
+                grown[i + t * d] += c
+        counts = grown
+    return counts
+
+
+def _moments(counts: list[int]) -> tuple[int, Fraction, Fraction]:
+    mass = sum(counts)
+    mean = Fraction(sum(i * c for i, c in enumerate(counts)), mass)
+    return mass, mean, Fraction(sum((i - mean) ** 2 * c for i, c in enumerate(counts)), mass)
+
+
+@pytest.mark.parametrize("layers", [[(3, 1)] * n for n in range(1, 6)] + [[(5, 1)] * 4, [(3, 2), (3, 1), (5, 3)],
+                                    [(7, 1), (3, 1), (1, 1)]])  # fmt: skip
+def test_effective_field_of_a_stride_1_stack_is_the_path_count_distribution(layers):
+    convs = [
+        {"type": "conv1d", "out_channels": 2, "kernel_size": k, "dilation": d} for k, d in layers
+    ]
+    net = analyze(spec(convs, (1, 64)))
+    moments = effective_fields(net.graph).of(net.rows[-1].node)
+    mass, mean, variance = _moments(_paths_1d(layers))
+    # two output channels sum the paths of the last layer's; its input has one (the input), the
+    # others two channels each: 2 · 2^(n-1) copies of every path
+    assert moments.mass == 2 * 2 ** (len(layers) - 1) * mass
+    assert (moments.mean[0], moments.variance[0]) == (mean, variance)
+    if all(k == layers[0][0] and d == 1 for k, d in layers):  # Luo et al.: n(k²-1)/12
+        assert variance == Fraction(len(layers) * (layers[0][0] ** 2 - 1), 12)
+
+
+def test_effective_field_by_hand_alexnet_and_symbolic():
+    net = analyze(SPECS / "zoo/alexnet.yaml")
+    conv2 = effective_fields(net.graph).of(net.row("conv2").node)
+    # conv1 (11/4/2): variance 120/12 = 10, mean 5 - 2 = 3; pool1 (3/2 at jump 4): + 16·8/12,
+    # mean + 4; conv2 (5/1/2 at jump 8): + 64·24/12, mean unchanged
+    assert conv2.variance == (Fraction(446, 3),) * 2 and conv2.mean == (7, 7)
+    assert conv2.mass == 192 * 64 * 25 * 3 * 121  # output maps · input maps · taps · conv1's paths
+    quiz = analyze(SPECS / "quiz_conv.yaml", symbolic=True)
+    m = effective_fields(quiz.graph).of(quiz.rows[0].node)
+    assert [str(v) for v in m.variance] == ["M**2/12 - 1/12", "N**2/12 - 1/12"]
+
+
+def test_effective_field_of_a_residual_mixes_the_paths():
+    body = [{"type": "conv1d", "out_channels": 1, "kernel_size": 3, "padding": 1}]
+    net = analyze(spec([{"type": "residual", "body": body}], (1, 16)))
+    m = effective_fields(net.graph).of(net.graph.nodes[-1])
+    # the identity (1 path at 0) and the convolution (3 paths at -1, 0, 1): mean 0, variance 2/4
+    assert (m.mass, m.mean, m.variance) == (4, (0,), (Fraction(1, 2),))
+
+
+def test_effective_field_is_absent_where_the_gradient_is_not_linear():
+    net = analyze(SPECS / "zoo/efficientnet_b0.yaml")
+    erf = effective_fields(net.graph)
+    gated = [row for row in net.rows if row.type == "mul"]
+    assert gated and all(erf.of(row.node) is None for row in gated)  # an SE gate multiplies
+
+
 @pytest.mark.parametrize("name, values", [("lenet5.yaml", {}), ("alexnet.yaml", {}),
                                           ("zoo/resnet18.yaml", {}), ("zoo/googlenet.yaml", {}),
                                           ("zoo/unet.yaml", {"S": 188}), ("zoo/convnext_tiny.yaml", {}),
@@ -115,3 +181,4 @@ def test_fields_equal_the_gradient_support_in_pytorch(name, values):
     checks = rf_checks(analyze(SPECS / name, **values), limit=25)
     assert len(checks) >= 4
     assert [(c.name, c.expected, c.measured) for c in checks if not c.passed] == []
+    assert any(c.name.startswith("erf:") for c in checks)  # the effective field, where linear

@@ -173,4 +173,13 @@ def torchinfo_checks(analysis: Analysis, model: nn.Module, device: torch.device)
     note = ("conventions differ for: " + "; ".join(sorted(differ))) if differ else (
         "equals archcalc's total connections")  # fmt: skip
     checks.append(compare("torchinfo:mult_adds", expected_total, summary.total_mult_adds, note))
+    from archcalc.quantities.memory import training_memory
+
+    block = training_memory(analysis, batch=1).torchinfo
+    measured_bytes = {"input_bytes": summary.total_input,
+                      "forward_backward_pass_bytes": summary.total_output_bytes,
+                      "params_bytes": summary.total_param_bytes}  # fmt: skip
+    for name, measured in measured_bytes.items():
+        checks.append(compare(f"torchinfo:{name}", block[name], measured,
+                              "archcalc memory's torchinfo block at batch 1"))  # fmt: skip
     return checks

@@ -1,4 +1,5 @@
-"""Check 8: receptive fields measured as the input-gradient support of one unit.
+"""Check 8: receptive fields measured as the input-gradient support of one unit, and the
+effective field (the gradient's total, mean and variance) where it is linear.
 
 The spec's model is built in double precision with every weight 1 and every bias 0;
 activations, normalisations and dropout become the identity and max pooling average
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from archcalc.quantities.analysis import Analysis
+from archcalc.quantities.effective import effective_fields, reads_padding
 from archcalc.quantities.receptive import receptive_fields
 from verify.build import SpecModel
 from verify.checks import Check
@@ -52,6 +54,7 @@ def _linearised(model: SpecModel) -> SpecModel:
 def rf_checks(analysis: Analysis, limit: int = 40) -> list[Check]:
     """Check 8 for up to ``limit`` layers (spread over the network), each against PyTorch."""
     rf = receptive_fields(analysis.graph)
+    erf = effective_fields(analysis.graph)
     model = _linearised(SpecModel(analysis))
     rows = []
     for row in analysis.rows:
@@ -102,4 +105,27 @@ def rf_checks(analysis: Analysis, limit: int = 40) -> list[Check]:
             "first and last input position seen by the central unit, per dimension (field "
             + ", ".join(f"{r}/{S}/{P}" for r, S, P in fields) + " size/stride/padding)",
         ))  # fmt: skip
+        moments = erf.of(row.node)
+        if moments is not None and not reads_padding(analysis.graph, row.node, tuple(centre)):
+            checks.append(_erf_check(row, moments, centre, grad[0].sum(0)))
     return checks
+
+
+def _erf_check(row, moments, centre: list[int], paths: torch.Tensor) -> Check:
+    """The path counts' total, and per axis their mean and variance, against archcalc's."""
+    mass = float(paths.sum())
+    measured: list = [mass]
+    predicted: list = [float(moments.mass)]
+    for axis in range(paths.ndim):
+        others = tuple(i for i in range(paths.ndim) if i != axis)
+        line = paths.sum(others) if others else paths
+        position = torch.arange(line.numel(), dtype=line.dtype)
+        mean = float((position * line).sum() / line.sum())
+        variance = float(((position - mean) ** 2 * line).sum() / line.sum())
+        measured += [mean, variance]
+        predicted += [float(centre[axis] * moments.jump[axis] + moments.mean[axis]),
+                      float(moments.variance[axis])]  # fmt: skip
+    close = all(abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b)) for a, b in zip(predicted, measured))
+    return Check(f"erf:{row.path}", close, predicted, measured,
+                 "effective field of the central unit: paths' total, then per dimension their "
+                 "mean position and variance (relative 1e-9)")  # fmt: skip

@@ -95,6 +95,11 @@ def run(spec: Any, values: dict[str, int] | None = None, *, device: str = "auto"
     from verify.rfcheck import rf_checks
 
     result.checks += rf_checks(analysis)
+    from verify.memcheck import memory_checks
+
+    memory, notes = memory_checks(analysis, model, dev)
+    result.checks += memory
+    result.notes += notes
     if analysis.spec.source is not None:  # imported: the same function as the module
         from verify.source import source_checks
 

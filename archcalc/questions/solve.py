@@ -7,7 +7,15 @@ A constraint is ``REFERENCE OP VALUE``: the reference is a total (``params``,
 or a layer (path or name) and a quantity (``output``, ``output[i]``,
 ``params``, ``macs``, ``neurons``, ``connections``, ``weights_per_neuron``,
 ``uncovered``: rows and columns of the padded input a stride leaves unused);
-OP one of ``== != < <= > >=``; VALUE an integer expression or a list of them.
+OP one of ``== != < <= > >=``; VALUE an integer expression or a list of them
+(``16e9`` is read as the integer it is).
+
+Training memory is a reference too: ``memory.peak_bytes`` (or ``saved_bytes``,
+``parameter_bytes``, ``gradient_bytes``, ``optimizer_bytes``, ``working_bytes``) at the
+batch, dtype and optimizer given in ``memory``; solving ``--for batch`` asks for the
+batch sizes that fit (the byte counts are linear in it)::
+
+    archcalc solve spec.yaml --for batch --where "memory.peak_bytes <= 16e9"
 
 Polynomial constraints in one symbol are solved in closed form with sympy's
 ``solveset``; anything else (floor, ceil, mod, several symbols) by a bounded
@@ -38,6 +46,11 @@ QUANTITIES = (
     "uncovered",
 )
 TOTALS = ("params", "macs", "neurons", "connections", "flops", "output")
+MEMORY = ("peak_bytes", "saved_bytes", "parameter_bytes", "gradient_bytes", "optimizer_bytes",
+          "working_bytes")  # fmt: skip
+#: The unknown that names the batch size (unless the spec declares a symbol of that name).
+BATCH = "batch"
+_INTEGRAL_FLOAT = re.compile(r"^\d+(\.\d*)?[eE]\+?\d+$")
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
 MAX_CANDIDATES = 100_000
 _CONSTRAINT = re.compile(r"^\s*(?P<ref>.+?)\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<value>.+?)\s*$")
@@ -81,10 +94,17 @@ def parse_constraint(text: str) -> Constraint:
         items = [part.strip() for part in value[1:-1].split(",") if part.strip()]
         parsed: Any = [expr.parse(item) for item in items]  # a shape (trees themselves are tuples)
     else:
-        parsed = expr.parse(value)
+        parsed = expr.parse(_integral(value))
     head, _, tail = ref.rpartition(".")
     if not head:
         head, tail = None, ref
+    if head == "memory":
+        if tail not in MEMORY:
+            raise ArchcalcError(f"unknown memory quantity {tail!r} in {text!r}; expected one of "
+                                f"{', '.join(MEMORY)}")  # fmt: skip
+        if isinstance(parsed, list):
+            raise ArchcalcError(f"memory compares with a number. Received: {text!r}")
+        return Constraint(text, None, "memory." + tail, None, op, parsed)
     index = None
     indexed = _INDEX.match(tail)
     if indexed:
@@ -100,7 +120,34 @@ def parse_constraint(text: str) -> Constraint:
     return Constraint(text, head, tail, index, op, parsed)
 
 
-def _reference(analysis: Analysis, c: Constraint) -> Any:
+def _integral(text: str) -> str:
+    """``16e9`` -> ``16000000000``: a float literal that is an integer, as one."""
+    if _INTEGRAL_FLOAT.match(text):
+        value = float(text)
+        if value.is_integer():
+            return str(int(value))
+    return text
+
+
+@dataclass(frozen=True)
+class MemoryOptions:
+    """The settings of ``memory.*`` references: batch (when not solved for), dtype, optimizer."""
+
+    batch: int = 1
+    dtype: str = "float32"
+    optimizer: str = "adam"
+    device: str = "cpu"
+
+
+def _reference(analysis: Analysis, c: Constraint, memory: MemoryOptions | None = None,
+               batch: Any = None) -> Any:  # fmt: skip
+    if c.quantity.startswith("memory."):
+        from archcalc.quantities.memory import training_memory
+
+        m = memory or MemoryOptions()
+        result = training_memory(analysis, batch=m.batch if batch is None else batch,
+                                 dtype=m.dtype, optimizer=m.optimizer, device=m.device)  # fmt: skip
+        return result.totals()[c.quantity.partition(".")[2]]
     if c.layer is None:
         value = analysis.output if c.quantity == "output" else analysis.totals[c.quantity]
     else:
@@ -129,8 +176,9 @@ def _uncovered(row) -> Any:
                for n, k, s, p, di in zip(row.input[1:], h["kernel_size"], h["stride"], h["padding"], d))  # fmt: skip
 
 
-def _holds(analysis: Analysis, c: Constraint, env: dict) -> bool:
-    actual = _reference(analysis, c)
+def _holds(analysis: Analysis, c: Constraint, env: dict, memory: MemoryOptions | None = None,
+           batch: Any = None) -> bool:  # fmt: skip
+    actual = _reference(analysis, c, memory, batch)
     if isinstance(c.value, list):
         wanted = tuple(expr.evaluate(tree, env) for tree in c.value)
         same = tuple(actual) == wanted
@@ -145,10 +193,18 @@ def _bad_op(c: Constraint) -> bool:
 
 
 def solve(spec: Any, unknowns: list[str], where: list[str], ranges: dict[str, tuple[int, int]] | None = None,
-          default_range: tuple[int, int] = (0, 1024), **values: int) -> Solution:  # fmt: skip
-    """Every assignment of ``unknowns`` in range that satisfies all ``where`` constraints."""
+          default_range: tuple[int, int] = (0, 1024), memory: MemoryOptions | None = None,
+          **values: int) -> Solution:  # fmt: skip
+    """Every assignment of ``unknowns`` in range that satisfies all ``where`` constraints.
+
+    ``batch`` may be an unknown (the batch size of ``memory.*`` references) unless the spec
+    declares a symbol of that name.
+    """
     spec = load_spec(spec) if not isinstance(spec, Spec) else spec
+    memory = memory or MemoryOptions()
     for name in unknowns:
+        if name == BATCH and name not in spec.symbols:
+            continue
         if name not in spec.symbols:
             raise ArchcalcError(
                 f"--for {name}: not a declared symbol (declared: {', '.join(spec.symbols) or 'none'})"
@@ -169,19 +225,25 @@ def solve(spec: Any, unknowns: list[str], where: list[str], ranges: dict[str, tu
     if not constraints:
         raise ArchcalcError("give at least one constraint (--where)")
     bounds = {name: (ranges or {}).get(name, default_range) for name in unknowns}
+    solving_batch = BATCH in unknowns and BATCH not in spec.symbols
+    if solving_batch:  # a batch holds at least one sample
+        lo, hi = bounds[BATCH]
+        bounds[BATCH] = (max(lo, 1), hi)
     symbolic = analyze(spec, symbolic=True, **{k: v for k, v in values.items()},
                        **{k: d for k, d in spec.symbols.items()
                           if k not in unknowns and k not in values and d is not None})  # fmt: skip
-    closed = _closed_form(symbolic, constraints, unknowns, bounds)
+    batch = expr.symbol(BATCH) if solving_batch else None
+    closed = _closed_form(symbolic, constraints, unknowns, bounds, memory, batch)
     if closed is not None:
         return closed
-    return _search(spec, constraints, unknowns, bounds, values, symbolic)
+    return _search(spec, constraints, unknowns, bounds, values, symbolic, memory, solving_batch)
 
 
-def _relation(analysis: Analysis, c: Constraint):
+def _relation(analysis: Analysis, c: Constraint, memory: MemoryOptions | None = None,
+              batch: Any = None):  # fmt: skip
     import sympy
 
-    lhs = _reference(analysis, c)
+    lhs = _reference(analysis, c, memory, batch)
     rhs = expr.evaluate(c.value, analysis.env) if not isinstance(c.value, list) else None
     if rhs is None:
         return None
@@ -197,7 +259,8 @@ def _relation(analysis: Analysis, c: Constraint):
 
 
 def _closed_form(analysis: Analysis, constraints: list[Constraint], unknowns: list[str],
-                 bounds: dict[str, tuple[int, int]]) -> Solution | None:  # fmt: skip
+                 bounds: dict[str, tuple[int, int]], memory: MemoryOptions | None = None,
+                 batch: Any = None) -> Solution | None:  # fmt: skip
     """sympy's solveset, for polynomial constraints in one symbol; None when it does not apply."""
     import sympy
 
@@ -209,7 +272,7 @@ def _closed_form(analysis: Analysis, constraints: list[Constraint], unknowns: li
     result = sympy.Interval(lo, hi)
     for c in constraints:
         try:
-            relation = _relation(analysis, c)
+            relation = _relation(analysis, c, memory, batch)
         except ArchcalcError:
             return None
         if relation is None or relation.has(
@@ -260,7 +323,8 @@ def _integers_in(region, lo: int, hi: int) -> list[int] | None:
 
 
 def _search(spec: Spec, constraints: list[Constraint], unknowns: list[str], bounds: dict,
-            values: dict, symbolic: Analysis) -> Solution:  # fmt: skip
+            values: dict, symbolic: Analysis, memory: MemoryOptions | None = None,
+            solving_batch: bool = False) -> Solution:  # fmt: skip
     sizes = [hi - lo + 1 for lo, hi in bounds.values()]
     total = 1
     for size in sizes:
@@ -274,29 +338,30 @@ def _search(spec: Spec, constraints: list[Constraint], unknowns: list[str], boun
     each: list[list[dict]] = [[] for _ in constraints]
     for combo in itertools.product(*axes):
         assignment = dict(zip(unknowns, combo))
+        symbols = {k: v for k, v in assignment.items() if not (solving_batch and k == BATCH)}
+        batch = assignment.get(BATCH) if solving_batch else None
         try:
-            analysis = analyze(spec, **values, **assignment)
+            analysis = analyze(spec, **values, **symbols)
         except ArchcalcError:
             continue  # an invalid network is not a solution
         env = dict(analysis.env)
-        results = [_holds(analysis, c, env) for c in constraints]
+        results = [_holds(analysis, c, env, memory, batch) for c in constraints]
         for i, ok in enumerate(results):
             if ok:
                 each[i].append(assignment)
         if all(results):
             solution.solutions.append(assignment)
     if not solution.solutions:
-        solution.why = _why(symbolic, constraints, unknowns, each)
+        solution.why = _why(symbolic, constraints, unknowns, each, memory)
     return solution
 
 
-def _why(
-    symbolic: Analysis, constraints: list[Constraint], unknowns: list[str], each: list[list[dict]]
-) -> str:
+def _why(symbolic: Analysis, constraints: list[Constraint], unknowns: list[str],
+         each: list[list[dict]], memory: MemoryOptions | None = None) -> str:  # fmt: skip
     """Explain an empty result: the real solution without rounding, or what each constraint allows."""
     import sympy
 
-    if len(unknowns) == 1:
+    if len(unknowns) == 1 and unknowns[0] != BATCH:
         x = expr.symbol(unknowns[0])
         reals = []
         for c in constraints:
@@ -306,7 +371,7 @@ def _why(
             elif c.quantity == "uncovered" and c.op == "==":
                 continue  # exact division is what dropping the floor already assumes
             else:
-                rel = _relation(symbolic, c)
+                rel = _relation(symbolic, c, memory)
                 rels = [rel] if rel is not None else []
             real = sympy.Dummy(unknowns[0], real=True)  # before dropping floor: x is an integer
             for rel in rels:
@@ -338,6 +403,16 @@ def _why(
 
 def render(solution: Solution, limit: int = 50) -> str:
     lines = [f"solving for {', '.join(solution.symbols)}: {solution.method}"]
+    found = (
+        [s[solution.symbols[0]] for s in solution.solutions] if len(solution.symbols) == 1 else []
+    )
+    if len(found) > 10 and found == list(range(found[0], found[-1] + 1)):
+        name = solution.symbols[0]
+        lines.append(f"  {name} = {found[0]} .. {found[-1]} (every integer)")
+        lines.append(
+            f"{len(found)} solutions; smallest {name} = {found[0]}, largest {name} = {found[-1]}"
+        )
+        return "\n".join(lines) + "\n"
     for assignment in solution.solutions[:limit]:
         lines.append("  " + ", ".join(f"{k} = {v}" for k, v in assignment.items()))
     count = len(solution.solutions)

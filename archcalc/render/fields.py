@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from archcalc.language.expr import to_text
 from archcalc.quantities.analysis import Analysis
+from archcalc.quantities.effective import effective_fields, std_text
 from archcalc.quantities.receptive import ReceptiveFields, receptive_fields
-from archcalc.render.tables import warning_lines
+from archcalc.render.tables import Column, warning_lines
 
 
 def _value(v) -> str:
     return str(v) if isinstance(v, int) else (str(v) if hasattr(v, "denominator") else to_text(v))
+
+
+def _dims_text(texts) -> str:
+    texts = list(texts)
+    return texts[0] if len(set(texts)) == 1 else "×".join(texts)
 
 
 def _dims(values) -> str:
@@ -20,10 +26,12 @@ def _dims(values) -> str:
 def rf_table(
     analysis: Analysis, rf: ReceptiveFields | None = None, layer: str | None = None
 ) -> str:
-    """Size r, stride S and padding P per row (one value where every dimension agrees)."""
+    """Size r, stride S and padding P per row (one value where every dimension agrees), and
+    the effective field's spread σ (the path distribution's standard deviation)."""
     rf = rf or receptive_fields(analysis.graph)
+    erf = effective_fields(analysis.graph)
     rows = [analysis.row(layer)] if layer else analysis.rows
-    header = ["Path", "Layer", "Output shape", "Field r", "Stride S", "Padding P", "Note"]
+    header = ["Path", "Layer", "Output shape", "Field r", "Stride S", "Padding P", "ERF σ", "Note"]
     body = []
     for row in rows:
         fields = rf.spatial(row.node)
@@ -38,11 +46,13 @@ def rf_table(
         note = rf.notes.get(row.node, "")
         if not note and rf.upsampled[row.node] and fields:
             note = "after upsampling: the largest field, positions vary"
-        body.append([row.path, label, shape, *cells, note])
+        moments = erf.of(row.node)
+        spread = _dims_text(std_text(v) for v in moments.variance) if moments else "--"
+        body.append([row.path, label, shape, *cells, spread, note])
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 3 or i == 6 else c.rjust(w)
+        return "  ".join(c.ljust(w) if i < 3 or i == 7 else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()  # fmt: skip
 
     rule = "=" * (sum(widths) + 2 * (len(widths) - 1))
@@ -51,6 +61,8 @@ def rf_table(
            line(header), "-" * len(rule), *map(line, body), rule]  # fmt: skip
     out.append("unit u sees input positions -P + u·S ... -P + u·S + r - 1 in each spatial "
                "dimension (Araujo, Norris & Sim 2019)")  # fmt: skip
+    out.append("ERF σ: spread of the paths to a unit (all-ones weights; Luo et al. 2016), "
+               "σ² = Σ (S·d)²(k²-1)/12 along a chain; -- where it is not linear")  # fmt: skip
     out += warning_lines(rf.warnings)
     return "\n".join(out) + "\n"
 
@@ -81,4 +93,40 @@ def rf_working(analysis: Analysis, rf: ReceptiveFields, row) -> list[str]:
     else:
         lines.append("  field              = " + ", ".join(f"{_value(r)}/{_value(S)}/{_value(P)}"
                                                         for r, S, P in fields) + " (size/stride/padding)")  # fmt: skip
+    lines += _erf_working(analysis, node)
     return lines
+
+
+def _erf_working(analysis: Analysis, node) -> list[str]:
+    """The effective field's variance recurrence for a window, with numbers."""
+    erf = effective_fields(analysis.graph)
+    moments = erf.of(node)
+    if moments is None:
+        return []
+    h = node.hyper
+    before = erf.of(node.inputs[0]) if node.inputs else None
+    text = _dims_text(std_text(v) for v in moments.variance)
+    if "kernel_size" in h and before is not None and not node.type.startswith("conv_transpose"):
+        d = h.get("dilation", (1,) * len(h["kernel_size"]))
+        lines = []
+        for axis, k in enumerate(h["kernel_size"]):
+            S0, v0, v = before.jump[axis], before.variance[axis], moments.variance[axis]
+            lines.append(f"  ERF variance (dim {axis + 1}) = σ² + (S·d)²(k²-1)/12 = {_value(v0)} + "
+                         f"({_value(S0)}·{_value(d[axis])})²·{_value(k * k - 1)}/12 = {_value(v)}")  # fmt: skip
+        return lines + [f"  ERF σ              = {text} (path counts with all-ones weights)"]
+    return [f"  ERF σ              = {text} (path counts with all-ones weights)"]
+
+
+def rf_column(analysis: Analysis, rf: ReceptiveFields | None = None) -> Column:
+    """`analyze --rf`: one column "r/S/P" and, in JSON, each row's field."""
+    rf = rf or receptive_fields(analysis.graph)
+    data = rf.to_dict(analysis.rows)["layers"]
+    cells, values = {}, {}
+    for row, entry in zip(analysis.rows, data):
+        fields = rf.spatial(row.node)
+        if rf.whole[row.node]:
+            cells[row.node] = "whole input"
+        elif fields:
+            cells[row.node] = "/".join(_dims(f[i] for f in fields) for i in range(3))
+        values[row.node] = {k: entry[k] for k in ("size", "stride", "padding", "whole_input")}
+    return Column("Field r/S/P", "receptive_field", cells, "", values)

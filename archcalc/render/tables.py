@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 from archcalc.language.expr import to_text
 from archcalc.layers.registry import shape_text
@@ -10,6 +12,18 @@ from archcalc.quantities.analysis import Analysis, Row
 
 COLUMNS = ("Path", "Layer", "Output shape", "W/neuron", "Neurons", "Connections", "Params", "MACs")
 _NUMERIC = ("weights_per_neuron", "neurons", "connections", "params", "macs")
+
+
+@dataclass(frozen=True)
+class Column:
+    """An opt-in column (``analyze --rf``, ``--memory B``): a header, a cell per row node, the
+    total row's cell, and what each row's JSON gains under ``key``."""
+
+    header: str
+    key: str
+    cells: dict[int, str]
+    total: str = ""
+    values: dict[int, Any] = field(default_factory=dict)
 
 
 def number(value) -> str:
@@ -27,15 +41,17 @@ def _layer_label(row: Row) -> str:
     return f"{row.type} ({row.name})" if row.name else row.type
 
 
-def _cells(analysis: Analysis) -> tuple[list[list[str]], list[str]]:
+def _cells(analysis: Analysis, extra: Sequence[Column] = ()) -> tuple[list[list[str]], list[str]]:
     body = [
         [row.path, _layer_label(row), shape_text(row.output),
-         *(number(getattr(row, key)) for key in _NUMERIC)]
+         *(number(getattr(row, key)) for key in _NUMERIC),
+         *(column.cells.get(row.node, "--") for column in extra)]
         for row in analysis.rows
     ]  # fmt: skip
     t = analysis.totals
     total = ["Total", "", shape_text(analysis.output), "",
-             number(t["neurons"]), number(t["connections"]), number(t["params"]), number(t["macs"])]  # fmt: skip
+             number(t["neurons"]), number(t["connections"]), number(t["params"]), number(t["macs"]),
+             *(column.total for column in extra)]  # fmt: skip
     return body, total
 
 
@@ -98,10 +114,11 @@ def _summary(analysis: Analysis) -> list[str]:
     ]
 
 
-def table(analysis: Analysis) -> str:
+def table(analysis: Analysis, extra: Sequence[Column] = ()) -> str:
     """The summary table, in the manner of torchinfo / Keras ``summary()``."""
-    body, total = _cells(analysis)
-    widths = [max(len(r[i]) for r in [list(COLUMNS), *body, total]) for i in range(len(COLUMNS))]
+    body, total = _cells(analysis, extra)
+    columns = [*COLUMNS, *(column.header for column in extra)]
+    widths = [max(len(r[i]) for r in [columns, *body, total]) for i in range(len(columns))]
 
     def line(cells: list[str]) -> str:
         parts = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))]
@@ -110,7 +127,7 @@ def table(analysis: Analysis) -> str:
     rule_width = sum(widths) + 2 * (len(widths) - 1)
     heavy, light = "=" * rule_width, "-" * rule_width
     out = [heavy, f"{analysis.spec.name}   input {shape_text(analysis.input)}", heavy]
-    out += [line(list(COLUMNS)), light, *map(line, body), light, line(total), heavy]
+    out += [line(columns), light, *map(line, body), light, line(total), heavy]
     out += _summary(analysis)
     notes = _notes(analysis)
     if notes:
@@ -118,17 +135,18 @@ def table(analysis: Analysis) -> str:
     return "\n".join(out) + "\n"
 
 
-def markdown(analysis: Analysis) -> str:
+def markdown(analysis: Analysis, extra: Sequence[Column] = ()) -> str:
     """The same table as GitHub-flavoured Markdown."""
-    body, total = _cells(analysis)
+    body, total = _cells(analysis, extra)
     total = [f"**{c}**" if c else c for c in total]
-    align = ["---", "---", "---"] + ["---:"] * (len(COLUMNS) - 3)
+    columns = [*COLUMNS, *(column.header for column in extra)]
+    align = ["---", "---", "---"] + ["---:"] * (len(columns) - 3)
 
     def line(cells):
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
     out = [f"### {analysis.spec.name}", "", f"Input: `{shape_text(analysis.input)}`", ""]
-    out += [line(COLUMNS), line(align), *map(line, body), line(total), ""]
+    out += [line(columns), line(align), *map(line, body), line(total), ""]
     out += [f"- {text}" for text in _summary(analysis)]
     notes = _notes(analysis)
     if notes:
@@ -136,9 +154,13 @@ def markdown(analysis: Analysis) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_json(analysis: Analysis) -> str:
-    """``analysis.to_dict()`` as indented JSON."""
-    return json.dumps(analysis.to_dict(), indent=2) + "\n"
+def to_json(analysis: Analysis, extra: Sequence[Column] = ()) -> str:
+    """``analysis.to_dict()`` as indented JSON; each opt-in column adds its key to every row."""
+    data = analysis.to_dict()
+    for column in extra:
+        for row, entry in zip(analysis.rows, data["layers"]):
+            entry[column.key] = column.values.get(row.node)
+    return json.dumps(data, indent=2) + "\n"
 
 
 # ----------------------------------------------------------------------------- initialisation

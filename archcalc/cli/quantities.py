@@ -1,0 +1,248 @@
+"""Commands that answer from the spec alone: analyze, explain, check, schema, init, style,
+solve, rf, memory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from archcalc.cli.common import analysis_of as _analysis
+from archcalc.cli.common import schemes as _schemes
+from archcalc.errors import ArchcalcError
+
+
+def _analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.render import tables as render
+
+    analysis = _analysis(args, parser)
+    extra = []
+    if args.rf:
+        from archcalc.render.fields import rf_column
+
+        extra.append(rf_column(analysis))
+    if args.memory is not None:
+        from archcalc.quantities.memory import training_memory
+        from archcalc.render.memory import memory_column
+
+        extra.append(memory_column(training_memory(analysis, batch=args.memory)))
+    fmt = "json" if args.json else args.format
+    renderers = {"table": render.table, "markdown": render.markdown, "json": render.to_json}
+    sys.stdout.write(renderers[fmt](analysis, extra))
+    if fmt != "json":
+        sys.stdout.write(("\n" if fmt == "markdown" else "") + render.init_verdict(analysis) + "\n")
+    return 0
+
+
+def _explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.questions.explain import explain
+
+    analysis = _analysis(args, parser)
+    try:
+        sys.stdout.write(explain(analysis, args.layer, rf=args.rf))
+    except ArchcalcError as err:
+        raise err.at(file=args.spec) from None
+    return 0
+
+
+def _schema(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.language.spec import Spec
+
+    sys.stdout.write(json.dumps(Spec.model_json_schema(), indent=args.indent) + "\n")
+    return 0
+
+
+def _init(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.render import tables as render
+
+    _schemes(args.scheme, parser, "--scheme")
+    analysis = _analysis(args, parser)
+    if args.plot:
+        from archcalc.render.plot import plot_schemes
+
+        plot_schemes(analysis, args.plot)
+    if args.json:
+        sys.stdout.write(json.dumps(_init_json(analysis, args.scheme), indent=2) + "\n")
+    else:
+        sys.stdout.write(render.init_table(analysis, args.scheme))
+    if args.plot:
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _init_json(analysis, scheme: str) -> dict:
+    from archcalc.init.propagation import propagate
+    from archcalc.init.recommend import recommend
+    from archcalc.language.expr import to_text
+
+    if not analysis.symbolic:
+        return {"spec": analysis.spec.name, **propagate(analysis, scheme).to_dict()}
+    from archcalc.init.recommend import variance_factor, weight_variance
+
+    layers = []
+    for rec in recommend(analysis):
+        layers.append({
+            "path": rec.row.path, "type": rec.row.type,
+            "fan_in": to_text(rec.fans.fan_in), "fan_out": to_text(rec.fans.fan_out),
+            "activation": rec.activation, "gain": {"g0": rec.g0, "g1": rec.g1, "torch": rec.torch_gain},
+            "recommended": rec.to_dict(),
+            "weight_variance": _text_or_number(weight_variance(rec, scheme)),
+            "factor": to_text(variance_factor(rec, scheme)),
+            "forward_variance": None, "backward_variance": None,
+        })  # fmt: skip
+    return {"spec": analysis.spec.name, "scheme": scheme, "layers": layers,
+            "output_variance": None, "warnings": ["symbolic spec: variances need --set values"]}  # fmt: skip
+
+
+def _text_or_number(value):
+    from archcalc.language.expr import to_text
+
+    return value if isinstance(value, (int, float)) else to_text(value)
+
+
+def _style(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.questions.style import render, style_layers
+
+    analysis = _analysis(args, parser)
+    split = lambda text: [name.strip() for name in text.split(",") if name.strip()]  # noqa: E731
+    try:
+        layers = style_layers(analysis, split(args.content), split(args.style))
+    except ArchcalcError as err:
+        raise err.at(file=args.spec) from None
+    data = {"spec": analysis.spec.name, "layers": [layer.to_dict() for layer in layers]}
+    passed = True
+    if args.verify:
+        try:
+            from verify import style as style_check
+        except ModuleNotFoundError as err:
+            raise ArchcalcError(
+                f"--verify needs PyTorch ({err.name} is missing): pip install 'archcalc[verify]'"
+            ) from None
+        result = style_check.run(analysis, layers, steps=args.steps)
+        data["verify"] = result
+        passed = all(check["passed"] for check in result["checks"])
+    if args.json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        sys.stdout.write(render(analysis, layers))
+        if args.verify:
+            sys.stdout.write(style_check.render(data["verify"]))
+    return 0 if passed else 1
+
+
+def _solve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.language.loader import load_spec
+    from archcalc.questions.solve import MemoryOptions, render, solve
+
+    unknowns = [name.strip() for name in args.unknowns.split(",") if name.strip()]
+    default, ranges = (0, 1024), {}
+    for text in args.ranges:
+        name, _, span = text.rpartition("=")
+        lo, sep, hi = span.partition(":")
+        try:
+            bounds = (int(lo), int(hi))
+        except ValueError:
+            parser.error(f"--range: expected [NAME=]LO:HI. Received: {text!r}")
+        if not sep or bounds[0] > bounds[1]:
+            parser.error(f"--range: expected [NAME=]LO:HI with LO <= HI. Received: {text!r}")
+        if name:
+            ranges[name] = bounds
+        else:
+            default = bounds
+    spec = load_spec(Path(args.spec), file=args.spec)
+    try:
+        memory = MemoryOptions(args.batch, args.dtype, args.optimizer)
+        solution = solve(spec, unknowns, args.where, ranges, default, memory, **dict(args.values))
+    except ArchcalcError as err:
+        raise err.at(file=args.spec) from None
+    if args.json:
+        sys.stdout.write(json.dumps(solution.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(render(solution))
+    return 0 if solution.solutions else 1
+
+
+def _rf(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.quantities.receptive import receptive_fields
+    from archcalc.render.fields import rf_table
+
+    analysis = _analysis(args, parser)
+    fields = receptive_fields(analysis.graph)
+    try:
+        rows = [analysis.row(args.layer)] if args.layer else analysis.rows
+    except ArchcalcError as err:
+        raise err.at(file=args.spec) from None
+    if args.json:
+        from archcalc.quantities.effective import effective_fields, to_json
+
+        data = fields.to_dict(rows)
+        erf = effective_fields(analysis.graph)
+        for row, entry in zip(rows, data["layers"]):
+            entry["effective"] = to_json(erf.of(row.node))
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        sys.stdout.write(rf_table(analysis, fields, args.layer))
+    return 0
+
+
+def check(paths: Sequence[str], quiet: bool) -> int:
+    from archcalc.language.loader import load_spec
+    from archcalc.quantities.analysis import analyze
+    from archcalc.quantities.expectations import check_expectations
+
+    failed = 0
+    for path in paths:
+        try:
+            analysis = analyze(load_spec(Path(path), file=path))
+        except ArchcalcError as err:
+            print(err.at(file=path), file=sys.stdout)
+            failed += 1
+            continue
+        mismatches = check_expectations(analysis)
+        for mismatch in mismatches:
+            print(f"{path}: {mismatch}")
+        if not quiet:
+            from archcalc.render.tables import warning_lines
+
+            for line in warning_lines(analysis.warnings):
+                print(f"{path}: {line}")
+        if mismatches:
+            failed += 1
+        elif not quiet:
+            expects = [item.expect for item in analysis.items] + [analysis.spec.expect]
+            checked = sum(value is not None for e in expects if e is not None for _, value in e)
+            layers = len(analysis.rows)
+            print(f"{path}: ok ({layers} layer{'s' * (layers != 1)}, {checked} expected "
+                  f"value{'s hold' if checked != 1 else ' holds'})")  # fmt: skip
+    if len(paths) > 1 and not quiet:
+        print(f"{len(paths) - failed} of {len(paths)} specs ok")
+    return 1 if failed else 0
+
+
+def _memory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.quantities.memory import training_memory
+    from archcalc.render.memory import memory_table
+
+    analysis = _analysis(args, parser)
+    try:
+        memory = training_memory(analysis, batch=args.batch, dtype=args.dtype,
+                                 optimizer=args.optimizer, device=args.device)  # fmt: skip
+        if args.layer:
+            analysis.row(args.layer)
+    except ArchcalcError as err:
+        raise err.at(file=args.spec) from None
+    if args.json:
+        data = memory.to_dict()
+        if args.layer:
+            row = analysis.row(args.layer)
+            data["layers"] = [d for d in data["layers"] if d["path"] == row.path]
+        sys.stdout.write(json.dumps({"spec": analysis.spec.name, **data}, indent=2) + "\n")
+    else:
+        sys.stdout.write(memory_table(memory, args.layer))
+    return 0
+
+
+COMMANDS = {"analyze": _analyze, "explain": _explain, "init": _init, "schema": _schema,
+            "solve": _solve, "style": _style, "rf": _rf, "memory": _memory}  # fmt: skip

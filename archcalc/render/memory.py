@@ -1,0 +1,97 @@
+"""The `archcalc memory` table: per layer what it outputs and what backward keeps of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archcalc.language.expr import to_text
+from archcalc.quantities.memory import TrainingMemory, _hidden
+from archcalc.render.tables import Column, warning_lines
+
+
+def size_text(value: Any) -> str:
+    """Bytes as ``1,234,567 (1.23 MB)``, MB being 10^6 bytes as torchinfo prints them."""
+    if not isinstance(value, int):
+        return to_text(value)
+    if value < 10**4:
+        return f"{value:,}"
+    return f"{value:,} ({value / 1e6:,.2f} MB)"
+
+
+def _short(value: Any) -> str:
+    if not isinstance(value, int):
+        return to_text(value)
+    return f"{value:,}"
+
+
+def memory_table(memory: TrainingMemory, layer: str | None = None) -> str:
+    analysis = memory.analysis
+    rows = [analysis.row(layer)] if layer else analysis.rows
+    header = ["Path", "Layer", "Output shape", "Output bytes", "Saved bytes", "Kept for backward"]
+    body = []
+    for row in rows:
+        m = memory.of(row.node)
+        label = f"{row.type} ({row.name})" if row.name else row.type
+        shape = "[" + ", ".join(to_text(v) for v in row.output) + "]"
+        kept = ", ".join(k.what + ("" if k.counted else " (counted earlier)") for k in m.kept)
+        body.append(
+            [row.path, label, shape, _short(m.output_bytes), _short(m.saved_bytes), kept or "--"]
+        )
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in (3, 4) else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()  # fmt: skip
+
+    rule = "=" * min(sum(widths) + 2 * (len(widths) - 1), 120)
+    batch = _short(memory.batch)
+    out = [rule, f"{analysis.spec.name}   training memory at batch {batch}, {memory.dtype}, "
+           f"{memory.optimizer} optimizer ({memory.device})", rule, line(header), "-" * len(rule),
+           *map(line, body), rule]  # fmt: skip
+    if not layer:
+        hidden = [memory.of(i).saved_bytes for i in _hidden(analysis)]
+        merged = sum(hidden) if all(isinstance(v, int) for v in hidden) else None
+        if merged:
+            out.append(f"{'Merges (residual adds, concatenations)':<40}{size_text(merged)}")
+        for name, value in (("Parameters", memory.parameter_bytes), ("Gradients", memory.gradient_bytes),
+                            (f"Optimizer state ({memory.optimizer})", memory.optimizer_bytes),
+                            ("Saved for backward", memory.saved_bytes),
+                            ("Largest gradient pair", memory.working_bytes),
+                            ("Training peak (estimate)", memory.peak_bytes)):  # fmt: skip
+            out.append(f"{name:<40}{size_text(value)}")
+        t = memory.torchinfo
+        out.append(rule)
+        out.append("torchinfo would print (MB = 10^6 bytes): input size "
+                   f"{_mb(t['input_mb'])}, forward/backward pass size {_mb(t['forward_backward_pass_mb'])}, "
+                   f"params size {_mb(t['params_mb'])}, estimated total size {_mb(t['total_mb'])}")  # fmt: skip
+        out.append("(its forward/backward size is twice the outputs of layers with parameters; "
+                   "archcalc counts what autograd keeps)")  # fmt: skip
+    out += warning_lines(analysis.warnings)
+    return "\n".join(out) + "\n"
+
+
+def _mb(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else to_text(value)
+
+
+def memory_column(memory: TrainingMemory) -> Column:
+    """`analyze --memory B`: the bytes each row keeps for backward; in JSON its output bytes too."""
+    cells, values = {}, {}
+    for row in memory.analysis.rows:
+        m = memory.of(row.node)
+        cells[row.node] = _short(m.saved_bytes)
+        values[row.node] = {
+            "output_bytes": _value(m.output_bytes),
+            "saved_bytes": _value(m.saved_bytes),
+        }
+    return Column(
+        f"Saved bytes (B={_short(memory.batch)})",
+        "memory",
+        cells,
+        _short(memory.saved_bytes),
+        values,
+    )
+
+
+def _value(value: Any) -> Any:
+    return value if isinstance(value, int) else to_text(value)
