@@ -18,23 +18,55 @@ class ArchcalcError(Exception):
     'layers[3].stride: expected an integer >= 1. Received: stride=0'
     """
 
-    def __init__(self, message: str, *, path: str | None = None, file: str | None = None):
+    def __init__(self, message: str, *, path: str | None = None, file: str | None = None,
+                 line: int | None = None, name: str | None = None):  # fmt: skip
         super().__init__(message)
         self.message = message
         self.path = path
         self.file = file
+        #: 1-based line of the layer item in its YAML file, and the item's name, where known.
+        self.line = line
+        self.name = name
+        #: Further problems found in the same pass (validation reports them all at once).
+        self.others: list[ArchcalcError] = []
 
-    def at(self, path: str | None = None, file: str | None = None) -> ArchcalcError:
+    def at(self, path: str | None = None, file: str | None = None, *, line: int | None = None,
+           name: str | None = None) -> ArchcalcError:  # fmt: skip
         """Fill in the location if it is not known yet (innermost wins); returns self."""
         if self.path is None and path:
             self.path = path
+        if self.line is None and line:
+            self.line = line
+        if self.name is None and name:
+            self.name = name
+        for other in self.others:
+            other.at(file=file)
         if self.file is None and file:
             self.file = file
         return self
 
+    def location(self) -> str:
+        """``file:line: path (name)``, as much of it as is known.
+
+        >>> ArchcalcError("m", path="layers[2].in_features", file="n.yaml", line=6, name="fc1").location()
+        'n.yaml:6: layers[2].in_features (fc1)'
+        """
+        head = self.file or ""
+        if self.line is not None:
+            head = f"{head}:{self.line}" if head else f"line {self.line}"
+        where = [part for part in (head, self.path) if part]
+        text = ": ".join(where)
+        if self.name and self.path:
+            text += f" ({self.name})"
+        return text
+
+    def lines(self) -> list[str]:
+        """One line per problem: this one, then the others."""
+        own = ": ".join(part for part in (self.location(), self.message) if part)
+        return [own] + [line for other in self.others for line in other.lines()]
+
     def __str__(self) -> str:
-        where = [part for part in (self.file, self.path) if part]
-        return ": ".join([*where, self.message])
+        return "\n".join(self.lines())
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ ERRORS = [
     (spec([{"type": "relu", "negative_slope": 0.1}]), r"^layers\[0\]: negative_slope applies to leaky_relu only, not relu$"),
     (spec([{"type": "dropout", "p": 1.5}]), r"^layers\[0\]\.p: expected a probability in \[0, 1\)\. Received: 1\.5$"),
     ({"input": [3], "layers": [{"type": "relu"}]}, r"^name: missing required field 'name'$"),
-    (spec([]), r"^layers: List should have at least 1 item"),
+    (spec([]), r"^layers: expected at least 1 item\(s\)\. Received: layers=\[\]$"),
     (spec([{"type": "residual", "body": [{**CONV, "bogus": 1}]}]), r"^layers\[0\]\.body\[0\]\.bogus: unknown field"),
     (spec([{"type": "concat", "branches": [[{"type": "linear"}]]}]), r"^layers\[0\]\.branches\[0\]\[0\]\.out_features: missing required field"),
     # names and templates
@@ -74,7 +74,7 @@ def test_errors_name_the_file(tmp_path):
     path.write_text("name: n\ninput: [3]\nlayers:\n  - {type: linear, out_features: 0}\n")
     with pytest.raises(ArchcalcError) as info:
         load_spec(path)
-    assert str(info.value).startswith(f"{path}: layers[0].out_features: expected an integer >= 1")
+    assert str(info.value).startswith(f"{path}:4: layers[0].out_features: expected an integer >= 1")
 
 
 @pytest.mark.parametrize(
@@ -174,6 +174,6 @@ def test_set_rejects_unknown_and_non_positive_values():
     with pytest.raises(ArchcalcError, match=r"symbol values are integers >= 0\. Received: A=-1"):
         analyze("specs/atari_dqn.yaml", A=-1)
     # 0 is a legal value (a padding may be 0); the field it lands in checks its own minimum
-    with pytest.raises(ArchcalcError, match=r"^layers\[4\]\.out_features: expected out_features >= 1\. "
+    with pytest.raises(ArchcalcError, match=r"^specs/atari_dqn.yaml:30: layers\[4\]\.out_features \(output\): expected out_features >= 1\. "
                        r"Received: out_features='A' = 0$"):  # fmt: skip
         analyze("specs/atari_dqn.yaml", A=0)

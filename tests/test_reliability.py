@@ -82,7 +82,7 @@ def test_symbolic_division_by_zero_through_the_cli(tmp_path, capsys):
     code, out, err = run(capsys, "analyze", path)
     assert code == 1 and "zoo" not in out
     assert (
-        err == f"archcalc: error: {path}: layers[0].out_features: division by zero in 'x/(x-x)'\n"
+        err == f"archcalc: error: {path}:5: layers[0].out_features: division by zero in 'x/(x-x)'\n"
     )
 
 

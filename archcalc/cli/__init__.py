@@ -22,7 +22,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     commands = {**quantities.COMMANDS, **bridge.COMMANDS}
     if args.command == "check":
-        return quantities.check(args.specs, args.quiet)
+        from archcalc.cli.checking import check
+
+        return check(args)
     status = commands[args.command](args, parser)
     failures = getattr(args, "expect_failures", [])
     if failures and not args.expect_binding:
@@ -41,7 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(argv)
     except ArchcalcError as err:
-        print(f"archcalc: error: {err}", file=sys.stderr)
+        from archcalc.cli.checking import Paint
+
+        paint = Paint(sys.stderr)
+        for line in err.lines():
+            print(f"archcalc: {paint.red('error')}: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

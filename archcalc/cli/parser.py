@@ -71,8 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate specs and their expect: entries",
                                 description="Validate each spec and every expect: entry; "
                                 "exit 1 if any spec is invalid or any expectation fails.")  # fmt: skip
-    check.add_argument("specs", metavar="SPEC", nargs="+", help="spec files")
+    check.add_argument(
+        "specs", metavar="SPEC", nargs="+", help="spec files (- reads standard input)"
+    )
     check.add_argument("--quiet", "-q", action="store_true", help="print only problems")
+    check.add_argument("--strict", action="store_true", help="fail on warnings too")
+    check.add_argument("--json", action="store_true", help="print one JSON report")
+    check.add_argument("--junit", metavar="FILE",
+                       help="also write a JUnit XML report (one test case per spec) for CI")  # fmt: skip
 
     init = commands.add_parser(
         "init", help="initialisation per weighted layer, and what it does to signals",

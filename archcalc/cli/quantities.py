@@ -7,7 +7,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
 
 from archcalc.cli.common import analysis_of as _analysis
 from archcalc.cli.common import schemes as _schemes
@@ -171,7 +170,7 @@ def _rf(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     analysis = _analysis(args, parser)
     fields = receptive_fields(analysis.graph)
     try:
-        rows = [analysis.row(args.layer)] if args.layer else analysis.rows
+        rows = analysis.select(args.layer) if args.layer else analysis.rows
     except ArchcalcError as err:
         raise err.at(file=args.spec) from None
     if args.json:
@@ -187,40 +186,6 @@ def _rf(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def check(paths: Sequence[str], quiet: bool) -> int:
-    from archcalc.language.loader import load_spec
-    from archcalc.quantities.analysis import analyze
-    from archcalc.quantities.expectations import check_expectations
-
-    failed = 0
-    for path in paths:
-        try:
-            analysis = analyze(load_spec(Path(path), file=path))
-        except ArchcalcError as err:
-            print(err.at(file=path), file=sys.stdout)
-            failed += 1
-            continue
-        mismatches = check_expectations(analysis)
-        for mismatch in mismatches:
-            print(f"{path}: {mismatch}")
-        if not quiet:
-            from archcalc.render.tables import warning_lines
-
-            for line in warning_lines(analysis.warnings):
-                print(f"{path}: {line}")
-        if mismatches:
-            failed += 1
-        elif not quiet:
-            expects = [item.expect for item in analysis.items] + [analysis.spec.expect]
-            checked = sum(value is not None for e in expects if e is not None for _, value in e)
-            layers = len(analysis.rows)
-            print(f"{path}: ok ({layers} layer{'s' * (layers != 1)}, {checked} expected "
-                  f"value{'s hold' if checked != 1 else ' holds'})")  # fmt: skip
-    if len(paths) > 1 and not quiet:
-        print(f"{len(paths) - failed} of {len(paths)} specs ok")
-    return 1 if failed else 0
-
-
 def _memory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from archcalc.quantities.memory import training_memory
     from archcalc.render.memory import memory_table
@@ -229,15 +194,14 @@ def _memory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         memory = training_memory(analysis, batch=args.batch, dtype=args.dtype,
                                  optimizer=args.optimizer, device=args.device)  # fmt: skip
-        if args.layer:
-            analysis.row(args.layer)
+        rows = analysis.select(args.layer) if args.layer else analysis.rows
     except ArchcalcError as err:
         raise err.at(file=args.spec) from None
     if args.json:
         data = memory.to_dict()
         if args.layer:
-            row = analysis.row(args.layer)
-            data["layers"] = [d for d in data["layers"] if d["path"] == row.path]
+            paths = {row.path for row in rows}
+            data["layers"] = [d for d in data["layers"] if d["path"] in paths]
         sys.stdout.write(json.dumps({"spec": analysis.spec.name, **data}, indent=2) + "\n")
     else:
         sys.stdout.write(memory_table(memory, args.layer))

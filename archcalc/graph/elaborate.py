@@ -13,9 +13,10 @@ Paths name places in the expanded network: ``layers[4].body[2]``; iteration
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator, Mapping
 
-from archcalc.errors import ArchcalcError
+from archcalc.errors import ArchcalcError, SpecWarning
 from archcalc.graph.graph import Graph, Group, Node
 from archcalc.language import expr
 from archcalc.language.fields import ACTIVATION_TYPES, FIELD_MINIMUM
@@ -134,6 +135,14 @@ def environment(spec: Spec, values: Mapping[str, Any], symbolic: bool) -> dict[s
     return env
 
 
+def _channels_last(shape: tuple) -> bool:
+    """[32, 32, 3]: an image written height, width, channels."""
+    if len(shape) != 3 or not all(isinstance(n, int) for n in shape):
+        return False
+    h, w, c = shape
+    return c in (1, 3, 4) and min(h, w) >= 8 and max(h, w) <= 4 * min(h, w)
+
+
 def elaborate(
     spec: Any, *, symbolic: bool = False, file: str | None = None, **values: int
 ) -> Graph:
@@ -144,13 +153,20 @@ def elaborate(
     >>> [(n.path, n.type, n.shape) for n in g.nodes]
     [('input', 'input', (3, 8, 8)), ('layers[0]', 'conv2d', (4, 6, 6)), ('layers[0].activation', 'relu', (4, 6, 6))]
     """
+    if file is None and isinstance(spec, (str, os.PathLike)) and str(spec).endswith(
+            (".yaml", ".yml", ".json")) and "\n" not in str(spec):  # fmt: skip
+        file = str(spec)
     spec = load_spec(spec, file=file)
-    env = environment(spec, values, symbolic)
-    return _Elaborator(spec, env).run(file)
+    try:
+        env = environment(spec, values, symbolic)
+        return _Elaborator(spec, env).run(file)
+    except ArchcalcError as err:
+        raise err.at(file=file) from None
 
 
 class _Elaborator:
     def __init__(self, spec: Spec, env: dict[str, Value]):
+        self.lines: dict[int, int] = spec._lines
         self.spec, self.env = spec, env
         self.nodes: list[Node] = []
         self.warnings: list = []
@@ -163,6 +179,12 @@ class _Elaborator:
             self.evaluate(v, env, f"input[{i}]", "input") for i, v in enumerate(spec.input)
         )
         self.nodes.append(Node(0, "input", None, "input", {"type": "input"}, (), shape, False))
+        if _channels_last(shape):
+            h, w, c = shape
+            self.warnings.append(SpecWarning(
+                "input", f"the input {list(shape)} looks channels-last; archcalc reads [C, H, W], "
+                f"channels first: did you mean [{c}, {h}, {w}]?",
+            ))  # fmt: skip
         top = Scope(names={"input": (0, "input")})
         out, tree = self.sequence(spec.layers, 0, "layers", env, top)
         if spec.outputs is None:
@@ -390,16 +412,23 @@ class _Elaborator:
             path = f"{prefix}[{index}]"
             if layer.name is not None and scope.later.get(layer.name) == path:
                 del scope.later[layer.name]
-            inputs = self.inputs_of(layer, x, scope, path)
-            item_env = InputEnv(env, self.nodes[inputs[0]].shape) if inputs else env
-            if layer.when is not None and not self.condition(layer.when, item_env, path):
-                continue
             first = len(self.nodes)
-            x, children = self.item(layer, inputs, path, env, item_env, scope)
+            line = self.lines.get(id(layer))
+            try:
+                inputs = self.inputs_of(layer, x, scope, path)
+                item_env = InputEnv(env, self.nodes[inputs[0]].shape) if inputs else env
+                if layer.when is not None and not self.condition(layer.when, item_env, path):
+                    continue
+                x, children = self.item(layer, inputs, path, env, item_env, scope)
+            except ArchcalcError as err:
+                if not getattr(err, "item_located", False):  # the innermost item says where
+                    err.at(line=line, name=layer.name)
+                    err.item_located = True
+                raise
             if layer.name is not None:
                 scope.define(layer.name, x, path)
             groups.append(Group(path, layer.name, layer.type, first, len(self.nodes), x,
-                                layer.expect, item_env, children, inputs=inputs))  # fmt: skip
+                                layer.expect, item_env, children, line, inputs))  # fmt: skip
         return x, groups
 
     def inputs_of(self, layer: Any, x: int, scope: Scope, path: str) -> tuple[int, ...]:

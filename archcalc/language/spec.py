@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from archcalc.language import expr
 from archcalc.language.fields import (
@@ -108,6 +108,8 @@ class Spec(Model):
     source: Optional[SpecSource] = Field(
         None, description="The PyTorch module an imported spec was made from (archcalc import)."
     )
+    #: id of each layer item -> the line of its YAML file where it is written (messages).
+    _lines: dict[int, int] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_names(self) -> Spec:

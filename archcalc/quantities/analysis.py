@@ -139,7 +139,39 @@ class Analysis:
         for row in self.rows:
             if path in (row.path, row.name):
                 return row
-        raise ArchcalcError(f"no layer with path or name {path!r}")
+        raise ArchcalcError(f"no layer with path or name {path!r}{self._nearest(path)}")
+
+    def select(self, layer: str) -> list[Row]:
+        """The rows of ``layer``: a row's path or name, or an item's (a residual, a repeat, a
+        block call), whose rows are all its layers.
+
+        >>> a = analyze({"name": "n", "input": [4], "blocks": {"mlp": {"layers": [
+        ...     {"type": "linear", "out_features": 3}, {"type": "relu"}]}},
+        ...     "layers": [{"type": "mlp", "name": "head"}]})
+        >>> [row.path for row in a.select("head")]
+        ['layers[0].layers[0]', 'layers[0].layers[1]']
+        """
+        for row in self.rows:
+            if layer in (row.path, row.name):
+                return [row]
+        for group in self.items:
+            if layer in (group.path, group.name):
+                rows = self.rows_of(group)
+                if rows:
+                    return rows
+        raise ArchcalcError(f"no layer with path or name {layer!r}{self._nearest(layer)}")
+
+    def _nearest(self, text: str) -> str:
+        import difflib
+
+        names = [n for row in self.rows for n in (row.path, row.name) if n]
+        names += [n for group in self.items for n in (group.path, group.name) if n]
+        close = difflib.get_close_matches(text, list(dict.fromkeys(names)), n=3, cutoff=0.6)
+        if close:
+            return "; nearest: " + ", ".join(close)
+        named = [row.name for row in self.rows if row.name][:5]
+        hint = f" or a name ({', '.join(named)}, ...)" if named else ""
+        return f"; give a path such as {self.rows[0].path!r}{hint}" if self.rows else ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data: numbers as ints, symbolic values as strings in Python syntax."""

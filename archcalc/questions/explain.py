@@ -27,7 +27,7 @@ _LABEL_WIDTH = 19
 def explain(analysis: Analysis, layer: str | None = None, *, rf: bool = False) -> str:
     """Working for every row (or the one at path/name ``layer``); ``rf``: with the receptive
     field recurrence under each."""
-    rows = [analysis.row(layer)] if layer else analysis.rows
+    rows = analysis.select(layer) if layer else analysis.rows
     nodes = analysis.graph.nodes
     blocks = [_explain_row(row, nodes) for row in rows]
     if rf:

@@ -30,7 +30,7 @@ def rf_table(
     the effective field's spread σ (the path distribution's standard deviation)."""
     rf = rf or receptive_fields(analysis.graph)
     erf = effective_fields(analysis.graph)
-    rows = [analysis.row(layer)] if layer else analysis.rows
+    rows = analysis.select(layer) if layer else analysis.rows
     header = ["Path", "Layer", "Output shape", "Field r", "Stride S", "Padding P", "ERF σ", "Note"]
     body = []
     for row in rows:

@@ -26,7 +26,7 @@ def _short(value: Any) -> str:
 
 def memory_table(memory: TrainingMemory, layer: str | None = None) -> str:
     analysis = memory.analysis
-    rows = [analysis.row(layer)] if layer else analysis.rows
+    rows = analysis.select(layer) if layer else analysis.rows
     header = ["Path", "Layer", "Output shape", "Output bytes", "Saved bytes", "Kept for backward"]
     body = []
     for row in rows:

@@ -138,20 +138,26 @@ def table(analysis: Analysis, extra: Sequence[Column] = ()) -> str:
 def markdown(analysis: Analysis, extra: Sequence[Column] = ()) -> str:
     """The same table as GitHub-flavoured Markdown."""
     body, total = _cells(analysis, extra)
-    total = [f"**{c}**" if c else c for c in total]
+    body = [[_md(c) for c in row] for row in body]
+    total = [f"**{_md(c)}**" if c else c for c in total]
     columns = [*COLUMNS, *(column.header for column in extra)]
     align = ["---", "---", "---"] + ["---:"] * (len(columns) - 3)
 
     def line(cells):
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(cells) + " |"
 
     out = [f"### {analysis.spec.name}", "", f"Input: `{shape_text(analysis.input)}`", ""]
     out += [line(columns), line(align), *map(line, body), line(total), ""]
-    out += [f"- {text}" for text in _summary(analysis)]
+    out += [f"- {_md(text)}" for text in _summary(analysis)]
     notes = _notes(analysis)
     if notes:
         out += ["", *(f"- {note}" for note in notes)]
     return "\n".join(out) + "\n"
+
+
+def _md(text: str) -> str:
+    """A cell's text for Markdown: | would end the cell and * start emphasis (formulas hold *)."""
+    return text.replace("|", "\\|").replace("*", "\\*")
 
 
 def to_json(analysis: Analysis, extra: Sequence[Column] = ()) -> str:
