@@ -319,7 +319,7 @@ def test_bad_scheme_is_a_usage_error(capsys, monkeypatch):
         main(["init", "specs/lenet5.yaml", "--scheme", "he"])
     assert info.value.code == 2
     assert (
-        "--scheme: expected one of recommended, kaiming, xavier, lecun, torch_default or normal:STD"
+        "--scheme: expected one of recommended, kaiming, kaiming_out, xavier, lecun, torch_default or normal:STD"
         in capsys.readouterr().err
     )
 

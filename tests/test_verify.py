@@ -169,7 +169,17 @@ def test_verify_command_json_and_report(tmp_path, capsys, monkeypatch):
     assert code == (0 if data["passed"] else 1)
     assert {"spec", "device", "checks", "training"} <= set(data)
     kinds = {c["name"].split(":")[0] for c in data["checks"]}
-    assert kinds == {"shape", "params", "macs", "torchinfo", "rf", "memory", "init", "training"}
+    assert kinds == {
+        "shape",
+        "params",
+        "macs",
+        "torchinfo",
+        "rf",
+        "erf",
+        "memory",
+        "init",
+        "training",
+    }
     assert set(data["training"]) >= {
         "steps",
         "final_loss",

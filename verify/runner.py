@@ -254,7 +254,7 @@ def _plots(result: VerifyResult, out: Path) -> list[Path]:
         plt.close(figure)
         written.append(out / "training.png")
     if result.init_curves:
-        figure, (fwd, bwd) = plt.subplots(1, 2, figsize=(11, 4))
+        figure, (fwd, bwd) = plt.subplots(1, 2, figsize=(13, 6.5))
         for scheme, rows in result.init_curves.items():
             depth = [r["depth"] for r in rows]
             line = fwd.plot(
@@ -269,12 +269,21 @@ def _plots(result: VerifyResult, out: Path) -> list[Path]:
             )
             line = bwd.plot(depth, [r["backward_predicted"] for r in rows], "-")[0]
             bwd.plot(depth, [r["backward_measured"] for r in rows], "o", color=line.get_color())
-        for axis, title in (
-            (fwd, "pre-activation variance"),
-            (bwd, "gradient variance at the layer's input"),
-        ):
-            axis.set(yscale="log", title=title, xlabel="depth (weighted layer)")
-        fwd.legend(fontsize=7)
+        from archcalc.init.propagation import HEALTHY
+        from archcalc.render.plot import depth_ticks
+
+        fwd.axhspan(*HEALTHY, color="0.92", zorder=0, label="healthy (flags)")
+        for axis, title, ylabel in (
+            (fwd, "pre-activation variance", "variance (network input: 1)"),
+            (bwd, "gradient variance at the layer's input", "per element (output gradient: 1)"),
+        ):  # fmt: skip
+            axis.set(yscale="log", title=title, ylabel=ylabel)
+            axis.grid(True, which="major", alpha=0.4)
+            first = next(iter(result.init_curves.values()))
+            depth_ticks(axis, [(r["depth"], r.get("name") or r["path"]) for r in first])
+        fwd.legend(
+            fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.45), ncol=4, borderaxespad=0
+        )
         figure.suptitle(f"{result.spec}: archcalc init's prediction (lines) against PyTorch (dots)")
         figure.tight_layout()
         figure.savefig(out / "init.png", dpi=110)

@@ -201,6 +201,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_values(memory)
     memory.add_argument("--json", action="store_true", help="print JSON")
 
+    draw = commands.add_parser(
+        "draw", help="pictures: one layer's convolution arithmetic (SVG or PNG)",
+        description="Draw the convolution arithmetic of one windowed layer: the input grid with "
+        "its padding, the first windows with their stride, the uncovered border, the output grid "
+        "(as in Dumoulin & Visin's guide). SVG needs nothing; PNG needs matplotlib.",
+    )  # fmt: skip
+    draw.add_argument("spec", metavar="SPEC", help="a YAML or JSON spec file")
+    draw.add_argument("--layer", required=True, metavar="PATH", help="the layer (path or name)")
+    draw.add_argument("-o", "--output", required=True, metavar="FILE", help="a .svg or .png file")
+    _add_values(draw)
+
+    augment = commands.add_parser(
+        "augment", help="distinct training patches from random crops and flips",
+        description="Count the distinct patches random crops (and horizontal flips) make from "
+        "an image, with the working; AlexNet: --image 256 --crop 224 --flip gives 33×33×2 = 2,178 "
+        "and explains the paper's 'factor of 2048'.",
+    )  # fmt: skip
+    augment.add_argument("--image", required=True, type=_size2, metavar="N or H,W")
+    augment.add_argument("--crop", required=True, type=_size2, metavar="C or H,W")
+    augment.add_argument("--flip", action="store_true", help="with horizontal reflections")
+    augment.add_argument("--json", action="store_true", help="print JSON")
+
     imp = commands.add_parser(
         "import", help="trace a PyTorch module and write it as a spec",
         description="Trace an nn.Module (torch.fx) and write a readable spec of it: items named "
@@ -270,6 +292,16 @@ def _batch(text: str) -> int | str:
         return text
     value = _positive(text)
     return value
+
+
+def _size2(text: str) -> tuple[int, int]:
+    """``256`` (square) or ``256,320`` (height, width)."""
+    sizes = _shape(text)
+    if len(sizes) == 1:
+        return sizes[0], sizes[0]
+    if len(sizes) != 2:
+        raise argparse.ArgumentTypeError(f"expected N or H,W. Received: {text!r}")
+    return sizes
 
 
 def _shape(text: str) -> tuple[int, ...]:

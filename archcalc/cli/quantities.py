@@ -208,5 +208,27 @@ def _memory(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _augment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.questions.augment import augmentation
+
+    result = augmentation(args.image, args.crop, args.flip)
+    sys.stdout.write(
+        json.dumps(result.to_dict(), indent=2) + "\n" if args.json else result.explain()
+    )
+    return 0
+
+
+def _draw(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.render.draw import layer_picture
+
+    analysis = _analysis(args, parser)
+    try:
+        layer_picture(analysis, args.layer).write(args.output)
+    except ArchcalcError as err:
+        raise err.at(file=args.spec) from None
+    print(f"picture written to {args.output}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {"analyze": _analyze, "explain": _explain, "init": _init, "schema": _schema,
-            "solve": _solve, "style": _style, "rf": _rf, "memory": _memory}  # fmt: skip
+            "solve": _solve, "style": _style, "rf": _rf, "memory": _memory, "augment": _augment, "draw": _draw}  # fmt: skip

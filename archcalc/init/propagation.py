@@ -181,7 +181,7 @@ def _layer_dict(layer: LayerPrediction) -> dict[str, Any]:
 def propagate(spec: Any, scheme: str = "recommended", **values: int) -> Propagation:
     """Predict forward and backward variances of every weighted layer under ``scheme``.
 
-    ``scheme``: recommended, kaiming, xavier, lecun, torch_default or normal:STD.
+    ``scheme``: recommended, kaiming, kaiming_out, xavier, lecun, torch_default or normal:STD.
     """
     analysis = spec if isinstance(spec, Analysis) else analyze(spec, **values)
     if analysis.symbolic:

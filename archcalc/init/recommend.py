@@ -26,7 +26,7 @@ from archcalc.language.expr import product, to_text
 from archcalc.language.fields import ACTIVATION_TYPES
 from archcalc.quantities.analysis import Analysis, Row
 
-SCHEMES = ("recommended", "kaiming", "xavier", "lecun", "torch_default")
+SCHEMES = ("recommended", "kaiming", "kaiming_out", "xavier", "lecun", "torch_default")
 #: Layer types the init looks through when finding the activation after a weighted layer.
 TRANSPARENT = frozenset({
     "batchnorm1d", "batchnorm2d", "batchnorm3d", "layernorm", "local_response_norm", "dropout",
@@ -204,10 +204,11 @@ def check_scheme(scheme: str) -> str:
 
 
 def scheme_variance(scheme: str, fan: Fans, act: activations.Activation) -> Any:
-    """Var[w] of a named scheme: kaiming 2/((1+a²)·fan_in), xavier 2/(fan_in+fan_out), ..."""
-    if scheme == "kaiming":
+    """Var[w] of a named scheme: kaiming 2/((1+a²)·fan_in), kaiming_out 2/((1+a²)·fan_out)
+    (He et al.'s backward rule G1·fan_out·Var[w] = 1), xavier 2/(fan_in+fan_out), ..."""
+    if scheme in ("kaiming", "kaiming_out"):  # the forward rule, or the backward one
         gain2 = act.torch_gain**2 if act.name == "leaky_relu" and act.torch_gain else 2
-        return gain2 / fan.fan_in
+        return gain2 / (fan.fan_in if scheme == "kaiming" else fan.fan_out)
     if scheme == "xavier":
         return 2 / (fan.fan_in + fan.fan_out)
     if scheme == "lecun":

@@ -81,6 +81,19 @@ class SpecSource(Model):
     )
 
 
+class Published(Model):
+    """A figure a paper or a slide gives for the network, in its own words: `explain` says
+    which of archcalc's totals (conventions) it matches, or that it matches none."""
+
+    value: float = Field(gt=0, description="The figure, e.g. 6.3e8 for '630 million'.")
+    says: str = Field(description="What the source calls it, e.g. 'connections'.")
+    source: Optional[str] = Field(None, description="Where it is published.")
+    digits: Optional[int] = Field(
+        None, ge=1, le=15,
+        description="Significant digits it was given with (default: those of the value).",
+    )  # fmt: skip
+
+
 class Spec(Model):
     """A network: input shape, layers, and optionally blocks and named outputs."""
 
@@ -107,6 +120,11 @@ class Spec(Model):
     )
     source: Optional[SpecSource] = Field(
         None, description="The PyTorch module an imported spec was made from (archcalc import)."
+    )
+    published: list[Published] = Field(
+        default_factory=list,
+        description="Figures published for the network, compared by `explain` with every counting "
+        "convention (not checked: use expect: for figures that must hold).",
     )
     #: id of each layer item -> the line of its YAML file where it is written (messages).
     _lines: dict[int, int] = PrivateAttr(default_factory=dict)

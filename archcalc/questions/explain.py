@@ -50,7 +50,54 @@ def explain(analysis: Analysis, layer: str | None = None, *, rf: bool = False) -
                 _line("FLOPs", "2 × MACs", f"2 × {number(t['macs'])}", t["flops"]),
             ])
         )  # fmt: skip
+        if analysis.spec.published and not analysis.symbolic:
+            blocks.append("\n".join(["published figures:"] + [
+                "  " + published_text(p, t) for p in analysis.spec.published]))  # fmt: skip
     return "\n\n".join(blocks) + "\n"
+
+
+#: A published figure this close to a total is that total, rounded loosely.
+LOOSE = 0.02
+_CONVENTIONS = (("parameters", "params"), ("neurons", "neurons"), ("connections", "connections"),
+                ("MACs", "macs"), ("FLOPs", "flops"))  # fmt: skip
+
+
+def significant(value: float) -> int:
+    """Significant digits a figure is written with: 6.3e8 -> 2, 60965224 -> 8.
+
+    >>> significant(6.3e8), significant(6e7), significant(650000), significant(1.5)
+    (2, 1, 2, 2)
+    """
+    digits = f"{value:.15g}".replace(".", "").lstrip("0").split("e")[0].rstrip("0")
+    return max(len(digits), 1)
+
+
+def _rounded(value: float, digits: int) -> float:
+    return float(f"{value:.{digits - 1}e}")
+
+
+def published_text(published, totals) -> str:
+    """Which of archcalc's conventions a published figure matches, to its own precision."""
+    digits = published.digits or significant(published.value)
+    figure = f"{published.value:,.0f}" if published.value >= 1 else f"{published.value:g}"
+    head = f"{figure} {published.says}" + (f" ({published.source})" if published.source else "")
+    precision = f"{digits} significant digit{'s' * (digits != 1)}"
+    matches = [(label, totals[key]) for label, key in _CONVENTIONS
+               if _rounded(totals[key], digits) == _rounded(published.value, digits)]  # fmt: skip
+    if matches:
+        found = ", ".join(f"{label} {value:,}" for label, value in matches)
+        return f"{head}: matches {found} (to {precision})"
+    candidates = ", ".join(f"{label} {totals[key]:,}" for label, key in _CONVENTIONS)
+    label, key = min(_CONVENTIONS, key=lambda c: abs(totals[c[1]] / published.value - 1))
+    off = totals[key] / published.value - 1
+    side = "above" if off > 0 else "below"
+    if abs(off) <= LOOSE:
+        return (f"{head}: {label} {totals[key]:,}, loosely rounded ({abs(off):.1%} {side} the "
+                f"figure; not equal to {precision})")  # fmt: skip
+    return (
+        f"{head}: matches no convention archcalc counts ({candidates}; to {precision}); "
+        f"the nearest, {label}, is {abs(off):.0%} {side} it"
+    )
 
 
 def _shape(shape: tuple) -> str:

@@ -100,8 +100,75 @@ def warning_lines(warnings) -> list[str]:
 
 def _notes(analysis: Analysis) -> list[str]:
     lines = warning_lines(analysis.warnings)
-    lines += [f"assumes: {path}: {condition}" for path, condition in analysis.assumptions]
+    lines += assumption_lines(analysis.assumptions)
     return lines
+
+
+#: Largest size searched for a symbol's smallest valid value.
+_MAX_SIZE = 1 << 20
+
+
+def assumption_lines(assumptions: list[tuple[str, str]]) -> list[str]:
+    """Conditions a symbolic analysis assumes, for people: those on one symbol summarised as
+    the smallest value that meets all of them (sizes only grow with their symbol), the rest
+    listed.
+
+    >>> assumption_lines([("a", "S >= 3"), ("b", "floor(S/2) >= 5"), ("c", "J + K >= 4")])
+    ['assumes: S >= 10 (the tightest of 2 conditions, at b: floor(S/2) >= 5)', 'assumes: c: J + K >= 4']
+    """
+    from archcalc.language import expr
+
+    by_symbol: dict[str, list[tuple[str, str, tuple]]] = {}
+    other = []
+    for path, condition in assumptions:
+        try:
+            tree = expr.parse_condition(condition)
+            names = expr.condition_names(tree)
+        except Exception:  # noqa: BLE001 - an unparsable condition is shown as it is
+            names, tree = frozenset(), None
+        if tree is not None and len(names) == 1:
+            by_symbol.setdefault(next(iter(names)), []).append((path, condition, tree))
+        else:
+            other.append(f"assumes: {path}: {condition}")
+    lines = []
+    for name, conditions in by_symbol.items():
+        smallest = _smallest(name, [tree for _, _, tree in conditions])
+        if smallest is None or len(conditions) == 1:
+            lines += [f"assumes: {path}: {condition}" for path, condition, _ in conditions]
+            continue
+        tightest = next((p, c) for p, c, tree in conditions
+                        if not _holds(tree, name, smallest - 1))  # fmt: skip
+        lines.append(f"assumes: {name} >= {smallest} (the tightest of {len(conditions)} "
+                     f"conditions, at {tightest[0]}: {tightest[1]})")  # fmt: skip
+    return lines + other
+
+
+def _holds(tree: tuple, name: str, value: int) -> bool:
+    from archcalc.language import expr
+
+    try:
+        return expr.evaluate_condition(tree, {name: value})
+    except Exception:  # noqa: BLE001 - e.g. a division by zero at this value
+        return False
+
+
+def _smallest(name: str, trees: list[tuple]) -> int | None:
+    """The smallest positive value meeting every condition, found by bisection (conditions on
+    sizes hold from some value on); None if none up to 2^20 does, or they do not hold
+    from it on."""
+    if not all(_holds(t, name, _MAX_SIZE) for t in trees):
+        return None
+    lo, hi = 0, _MAX_SIZE  # all hold at hi; lo is below every answer
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if all(_holds(t, name, mid) for t in trees):
+            hi = mid
+        else:
+            lo = mid
+    for probe in (hi, hi + 1, hi + 7, 2 * hi):  # spot-check that they keep holding above it
+        if not all(_holds(t, name, probe) for t in trees):
+            return None
+    return hi
 
 
 def _summary(analysis: Analysis) -> list[str]:
@@ -219,11 +286,22 @@ def init_table(analysis: Analysis, scheme: str) -> str:
         from archcalc.init.propagation import propagate
 
         prediction = propagate(analysis, scheme)
-    header = ["Path", "Type", "Activation", "fan_in", "fan_out", "Recommended", "std", "bound"]
+    header = [
+        "Path",
+        "Type",
+        "Activation",
+        "G0",
+        "G1",
+        "fan_in",
+        "fan_out",
+        "Recommended",
+        "std",
+        "bound",
+    ]
     header += ["Var[w]", "Factor"] if symbolic else ["Fwd var", "Bwd var", "Bwd norm", "Flag"]
     body = []
     for i, rec in enumerate(recs):
-        cells = [rec.row.path, rec.row.type, rec.activation, number(rec.fans.fan_in),
+        cells = [rec.row.path, rec.row.type, rec.activation, _value(rec.g0), _value(rec.g1), number(rec.fans.fan_in),
                  number(rec.fans.fan_out), rec.scheme, _value(rec.std), _value(rec.bound)]  # fmt: skip
         if prediction is None:
             cells += [_value(weight_variance(rec, scheme)), to_text(variance_factor(rec, scheme))]
@@ -235,7 +313,7 @@ def init_table(analysis: Analysis, scheme: str) -> str:
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 3 or i == 5 else c.rjust(w)
+        return "  ".join(c.ljust(w) if i < 3 or i == 7 else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()  # fmt: skip
 
     rule = "=" * (sum(widths) + 2 * (len(widths) - 1))
@@ -246,6 +324,8 @@ def init_table(analysis: Analysis, scheme: str) -> str:
         out.append(f"output variance {_short4(prediction.output_variance)} (course's product "
                    f"formula: {_short4(prediction.output_variance_product)}); gradient at the input "
                    f"{_short4(prediction.input_gradient)}")  # fmt: skip
+        out.append("G0 = E[φ(z)²]/Var[z] and G1 = E[φ'(z)²]: the activation's forward and backward "
+                   "gains (the course's n_in·Var[w]·G0 = 1 and G1·n_out·Var[w] = 1)")  # fmt: skip
         out.append("Fwd var: pre-activation variance (input: 1); Bwd var: gradient variance at the "
                    "layer's input (output: 1); Bwd norm: its squared norm relative to the output "
                    "gradient's (flags use Fwd var and Bwd norm, healthy in [0.01, 100])")  # fmt: skip

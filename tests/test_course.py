@@ -1,0 +1,168 @@
+"""Course questions: augmentation counts, published figures, the backward init rule, minimum
+input sizes."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import pytest
+
+from archcalc import ArchcalcError, analyze
+from archcalc.cli import main
+from archcalc.init.recommend import recommend, weight_variance
+from archcalc.questions.augment import augmentation
+from archcalc.questions.explain import published_text, significant
+from archcalc.render.tables import assumption_lines
+from tests.conftest import SPECS
+
+
+@pytest.mark.parametrize("image, crop, flip, patches, paper, test", [
+    ((256, 256), (224, 224), True, 2178, 2048, 10),   # AlexNet: 33·33·2, the paper's 32·32·2
+    ((256, 256), (224, 224), False, 1089, 1024, 5),
+    ((32, 32), (28, 28), True, 50, 32, 10),
+    ((256, 320), (224, 224), True, 33 * 97 * 2, 32 * 96 * 2, 10),
+    ((224, 224), (224, 224), True, 2, 0, 10),          # one position, two reflections
+])  # fmt: skip
+def test_augmentation_counts(image, crop, flip, patches, paper, test):
+    a = augmentation(image, crop, flip)
+    assert (a.patches, a.paper_factor, a.test_patches) == (patches, paper, test)
+
+
+def test_augment_command(capsys):
+    assert main(["augment", "--image", "256", "--crop", "224", "--flip"]) == 0
+    out = capsys.readouterr().out
+    assert "33 × 33 × 2 (horizontal reflections) = 2,178" in out and '"a factor of 2048"' in out
+    assert main(["augment", "--image", "256", "--crop", "224", "--flip", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["patches"] == 2178
+    assert main(["augment", "--image", "200", "--crop", "224"]) == 1
+    assert "the crop must fit the image" in capsys.readouterr().err
+
+
+def test_published_figures_say_which_convention_they_match(capsys):
+    assert main(["explain", str(SPECS / "alexnet.yaml")]) == 0
+    out = capsys.readouterr().out.split("published figures:")[1]
+    assert (
+        "60,000,000 parameters (the paper): matches parameters 60,965,224 (to 1 significant digit)"
+        in out
+    )
+    assert "650,000 neurons (the paper): neurons 659,272, loosely rounded (1.4% above" in out
+    assert (
+        '630,000,000 connections (the course slide, "630 million connections"): matches no '
+        "convention archcalc counts (parameters 60,965,224, neurons 659,272, connections "
+        "725,066,088, MACs 724,406,816, FLOPs 1,448,813,632; to 2 significant digits)"
+    ) in out
+
+
+def test_significant_digits_and_matching():
+    assert [significant(v) for v in (6.3e8, 6e7, 1.5e9, 4.1, 1000)] == [2, 1, 2, 2, 1]
+
+    class Figure:
+        value, says, source, digits = 1.45e9, "FLOPs", None, None
+
+    totals = {"params": 1, "neurons": 1, "connections": 1, "macs": 724406816, "flops": 1448813632}
+    assert (
+        published_text(Figure, totals)
+        == "1,450,000,000 FLOPs: matches FLOPs 1,448,813,632 (to 3 significant digits)"
+    )
+
+
+def test_kaiming_out_keeps_the_gradient_variance():
+    net = analyze(SPECS / "deep_relu_mlp.yaml")
+    recs = recommend(net)
+    assert weight_variance(recs[0], "kaiming_out") == Fraction(2, 128) == 2 / recs[0].fans.fan_out
+    from archcalc.init.propagation import propagate
+
+    layers = propagate(net, "kaiming_out").layers
+    assert {round(layer.backward, 9) for layer in layers[:-1]} == {2.0}  # G1·n_out·Var[w] = 1
+
+
+def test_init_table_shows_the_gains(capsys):
+    assert main(["init", str(SPECS / "deep_relu_mlp.yaml")]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("Path"))
+    assert header.split()[3:5] == ["G0", "G1"]
+    assert "G0 = E[φ(z)²]/Var[z] and G1 = E[φ'(z)²]" in out
+
+
+def test_symbolic_sizes_summarised_as_the_smallest_input():
+    net = analyze(SPECS / "zoo/unet.yaml", symbolic=True)
+    assert len(net.assumptions) > 20
+    (line,) = assumption_lines(net.assumptions)
+    assert line.startswith("assumes: S >= 188 (the tightest of")
+    # and 188 is right: the smallest U-Net input analysed without a problem
+    analyze(SPECS / "zoo/unet.yaml", S=188)
+    with pytest.raises(ArchcalcError):
+        analyze(SPECS / "zoo/unet.yaml", S=187)
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+def _svg(tmp_path, *argv) -> str:
+    path = tmp_path / "picture.svg"
+    assert main(["draw", *argv, "-o", str(path)]) == 0
+    return path.read_text()
+
+
+def test_draw_a_convolution_with_padding_and_stride(tmp_path):
+    svg = _svg(tmp_path, str(SPECS / "quiz_conv.yaml"), "--layer", "layers[0]", "--set", "J=7", "--set",
+               "K=7", "--set", "L=1", "--set", "i=1", "--set", "M=3", "--set", "N=3", "--set", "s=2",
+               "--set", "P=1")  # fmt: skip
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    # a 9×9 padded grid: 32 padding cells (dashed) and 49 input cells, plus 16 output cells
+    assert svg.count('stroke-dasharray="4 3"') == 81 - 49
+    assert "floor((7 + 2·1 - 1·2 - 1)/2) + 1 = 4" in svg and "stride 2" in svg
+
+
+def test_draw_shows_the_uncovered_border_and_a_transposed_convolution(tmp_path):
+    svg = _svg(
+        tmp_path, str(SPECS / "zoo/resnet18.yaml"), "--layer", "layers[5].layers[0].shortcut[0]"
+    )
+    assert "1 position never covered" in svg  # (56 - 1)/2 = 27.5; the corner view cannot show it
+    svg = _svg(tmp_path, str(SPECS / "quiz_conv.yaml"), "--layer", "layers[0]", "--set", "J=8", "--set",
+               "K=8", "--set", "L=1", "--set", "i=1", "--set", "M=3", "--set", "N=3", "--set", "s=2",
+               "--set", "P=1")  # fmt: skip
+    assert (
+        "1 position never covered" in svg and svg.count('fill="#f4b6b6"') == 10 + 9
+    )  # last row, column
+    svg = _svg(tmp_path, str(SPECS / "zoo/dcgan_generator.yaml"), "--layer", "layers[3].layers[0]")
+    assert "(4 - 1)·2 - 2·1 + 1·3 + 0 + 1 = 8" in svg and 'fill="#f3f3f3"' in svg  # inserted zeros
+
+
+def test_draw_refuses_what_it_cannot_draw(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "draw",
+                str(SPECS / "lenet5.yaml"),
+                "--layer",
+                "layers[0]",
+                "-o",
+                str(tmp_path / "x.txt"),
+            ]
+        )
+        == 1
+    )
+    assert "expected a file name ending in .svg or .png" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "draw",
+                str(SPECS / "mlp4.yaml"),
+                "--layer",
+                "layers[0]",
+                "-o",
+                str(tmp_path / "x.svg"),
+            ]
+        )
+        == 1
+    )
+    assert "draw --layer shows windowed layers" in capsys.readouterr().err
+
+
+def test_draw_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "conv1.png"
+    assert main(["draw", str(SPECS / "alexnet.yaml"), "--layer", "conv1", "-o", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
