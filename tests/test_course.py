@@ -77,6 +77,37 @@ def test_kaiming_out_keeps_the_gradient_variance():
     assert {round(layer.backward, 9) for layer in layers[:-1]} == {2.0}  # G1·n_out·Var[w] = 1
 
 
+def _relu_mlp(depth: int) -> dict:
+    hidden = [{"type": "linear", "out_features": 128, "activation": "relu"}] * (depth - 1)
+    return {"name": f"relu{depth}", "input": [64],
+            "layers": [*hidden, {"type": "linear", "out_features": 10}]}  # fmt: skip
+
+
+def test_he_et_al_22_layers_degrade_30_layers_vanish():
+    from archcalc.init.propagation import propagate
+
+    shallow = propagate(analyze(_relu_mlp(22)), "lecun").verdict
+    deep = propagate(analyze(_relu_mlp(30)), "lecun").verdict
+    # 2^21 = 2,097,152 trains (more slowly); 2^29 = 536,870,912 stalls
+    assert "degrading signal from depth 8 (layers[7]), 1/2.1e+06 at depth 22" in shallow
+    assert "trains, more slowly" in shallow and "vanishing" not in shallow
+    assert "vanishing signal from depth 8 (layers[7]), 1/5.37e+08 at depth 30" in deep
+    assert "expect training to stall" in deep
+    assert "exploding gradient" in propagate(analyze(_relu_mlp(3)), "normal:100").verdict
+
+
+@pytest.mark.parametrize(
+    ("value", "word"),
+    [(0.5, None), (0.009, "degrading"), (1.01e-8, "degrading"), (0.99e-8, "vanishing"),
+     (101.0, "growing"), (1e8, "growing"), (1.01e8, "exploding"), (0.0, "vanishing")],
+)  # fmt: skip
+def test_layer_flags_by_how_far_out(value, word):
+    from archcalc.init.propagation import LayerPrediction
+
+    layer = LayerPrediction(1, None, 1.0, value, 1.0, value, 1.0, 1.0, 1.0)
+    assert layer.flag() == word
+
+
 def test_init_table_shows_the_gains(capsys):
     assert main(["init", str(SPECS / "deep_relu_mlp.yaml")]) == 0
     out = capsys.readouterr().out

@@ -220,7 +220,7 @@ def test_batchnorm_resets_the_signal():
     hidden = [layer.backward for layer in p.layers[1:-1]]
     for deeper, shallower in zip(hidden[1:], hidden):
         assert shallower / deeper == pytest.approx(math.pi / (math.pi - 1), rel=1e-9)
-    assert "exploding gradient" in p.verdict
+    assert "growing gradient from depth 15 backwards" in p.verdict  # x1.5e4: trains
     plain = propagate(analyze(SPECS / "deep_relu_mlp.yaml"), "torch_default")
     assert plain.first_signal().depth == 3
 

@@ -99,6 +99,27 @@ def test_symbolic_sizes_stay_formulas():
     assert str(m.saved_bytes) == "4*B*J*K*L"
 
 
+def test_symbolic_unet_peak_is_its_numeric_peak_at_every_size():
+    # regression: with S free, the working term's sizes (nested floors of S) are not
+    # comparable for every S; sympy took minutes comparing them. Now an unevaluated Max.
+    doc = _unet(None)
+    formula = training_memory(analyze(doc), batch=2)
+    for size in (188, 572):
+        numeric = training_memory(analyze(_unet(size)), batch=2)
+        for key, value in formula.totals().items():
+            at = value if isinstance(value, int) else value.subs(symbol("S"), size).doit()
+            assert at == numeric.totals()[key], (size, key)
+
+
+def _unet(size):
+    import yaml
+
+    doc = yaml.safe_load((SPECS / "zoo/unet.yaml").read_text())
+    doc["symbols"]["S"] = size
+    doc.pop("expect", None)
+    return doc
+
+
 def test_torchinfo_block_reproduces_the_published_resnet152_printout():
     # torchinfo's README: ResNet-152 at batch 1
     block = training_memory(analyze(SPECS / "zoo/resnet152.yaml"), batch=1).torchinfo

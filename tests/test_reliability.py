@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from archcalc import analyze
 from archcalc.cli import main
 from archcalc.errors import ArchcalcError
+from archcalc.language.expr import symbol
 from archcalc.layers.formulas import (
     adaptive_window_counts,
     pool_output_size,
@@ -240,3 +241,46 @@ def test_symbolic_init_follows_the_scheme(scheme, variance, factor, capsys):
     assert (layer["weight_variance"], layer["factor"]) == (variance, factor)
     code, out, _ = run(capsys, "init", str(ROOT / "specs/quiz_conv.yaml"), "--scheme", scheme)
     assert f"init: {scheme} (symbolic)" in out and factor in out
+
+
+def test_a_layer_no_output_depends_on_is_not_walked_by_the_init_model():
+    # found by benchmarks/fuzz.py: a U-Net whose decoder no longer reads a pooled skip
+    from archcalc.init.propagation import propagate
+
+    net = analyze(spec([
+        {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "name": "a"},
+        {"type": "maxpool2d", "kernel_size": 2, "name": "unused"},
+        {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "input": "a"},
+    ], (3, 8, 8)))  # fmt: skip
+    assert [w.message for w in net.warnings][0].startswith("layers[1]: no output depends on it")
+    assert "healthy" in propagate(net, "recommended").verdict
+
+
+def test_padding_words_only_where_padding_is_meant():
+    # found by benchmarks/fuzz.py: `same_upper` passed through as a value of in_features
+    with pytest.raises(ArchcalcError, match="'same_upper' is a padding mode, not a number"):
+        analyze(spec([{"type": "linear", "in_features": "same_upper", "out_features": 3}], (4,)))
+    net = analyze(spec([{"type": "conv2d", "out_channels": 2, "kernel_size": 3, "stride": 2,
+                         "padding": "same_upper"}], (1, 7, 7)))  # fmt: skip
+    assert tuple(net.output) == (2, 4, 4)  # ceil(7/2)
+
+
+def test_a_symbolic_centre_crop_gives_a_field_and_says_what_it_assumed():
+    # found by benchmarks/fuzz.py: rf and ERF failed on a crop whose offset is a formula
+    from archcalc.quantities.effective import effective_fields
+    from archcalc.quantities.receptive import receptive_fields
+
+    doc = spec([
+        {"type": "conv2d", "out_channels": 2, "kernel_size": 3},
+        {"type": "center_crop", "size": [4, 4]},
+    ], (1, "H", "H"))  # fmt: skip
+    doc["symbols"] = {"H": None}
+    net = analyze(doc)
+    rf = receptive_fields(net.graph)
+    assert "exact where n - size is even" in " ".join(rf.notes.values())
+    numeric = receptive_fields(analyze({**doc, "symbols": {"H": 10}}).graph)
+    ((size, stride, padding),) = rf.spatial(2)[:1]
+    assert (size, stride) == numeric.spatial(2)[0][:2] == (3, 1)
+    # H = 10: the conv gives 8, the crop to 4 starts at (8 - 4)/2 = 2: P = -2 either way
+    assert padding.subs(symbol("H"), 10) == numeric.spatial(2)[0][2] == -2
+    effective_fields(net.graph)  # refuses the crop inside, as not linear: no exception

@@ -116,6 +116,20 @@ def test_he_2015_thirty_layers_learn_with_2_over_n_and_stall_with_1_over_n():
     assert "vanishing signal" in result.predictions["lecun"]
 
 
+def test_training_progress_is_plain_lines_when_not_on_a_terminal(capsys):
+    from verify.data import load
+    from verify.train import train
+
+    model = build(SPECS / "mlp4.yaml")
+    data = load("digits", tuple(analyze(SPECS / "mlp4.yaml").input))
+    train(model, data, steps=8, batch_size=16, scheme="lecun", progress=True)
+    lines = capsys.readouterr().err.splitlines()  # pytest's stderr is no terminal
+    assert [line.split(",")[0] for line in lines] == [
+        f"training (lecun): step {n}/8" for n in (2, 4, 6, 8)
+    ]
+    assert all(", loss " in line and "\r" not in line for line in lines)
+
+
 def test_a_wrong_formula_fails_the_checks(monkeypatch):
     import archcalc.layers.formulas as formulas
 

@@ -86,8 +86,8 @@ def train(model: nn.Module, data: Dataset, steps: int, batch_size: int = 64, lr:
             result.curve.append({"step": step, "loss": sum(result.losses[-every:]) / len(result.losses[-every:]),
                                  "test_accuracy": accuracy(model, x_test, y_test, data.classes)})  # fmt: skip
         if bar is not None:
+            bar.set_postfix(loss=f"{result.losses[-1]:.3f}", refresh=False)
             bar.update(1)
-            bar.set_postfix(loss=f"{result.losses[-1]:.3f}")
     if device.type == "cuda":
         torch.cuda.synchronize()
     result.seconds = time.perf_counter() - start
@@ -101,11 +101,36 @@ def train(model: nn.Module, data: Dataset, steps: int, batch_size: int = 64, lr:
 
 
 def _progress(total: int, description: str):
+    """A tqdm bar on a terminal; elsewhere (CI logs, pipes) a plain line at every quarter."""
+    if not sys.stderr.isatty():
+        return _Lines(total, description)
     try:
         from tqdm import tqdm
     except ImportError:
-        return None
-    return tqdm(total=total, desc=description, file=sys.stderr, leave=False, disable=None)
+        return _Lines(total, description)
+    return tqdm(total=total, desc=description, file=sys.stderr, leave=False)
+
+
+class _Lines:
+    """tqdm's update/set_postfix/close as a few plain lines: no carriage returns in a log."""
+
+    def __init__(self, total: int, description: str) -> None:
+        self.total, self.description, self.done, self.postfix = total, description, 0, ""
+        self.every = max(total // 4, 1)
+        self.start = time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.done % self.every == 0 or self.done == self.total:
+            elapsed = time.perf_counter() - self.start
+            print(f"{self.description}: step {self.done}/{self.total}{self.postfix}, "
+                  f"{elapsed:.1f} s", file=sys.stderr, flush=True)  # fmt: skip
+
+    def set_postfix(self, refresh: bool = True, **values: str) -> None:  # noqa: ARG002
+        self.postfix = "".join(f", {k} {v}" for k, v in values.items())
+
+    def close(self) -> None:
+        pass
 
 
 def training_checks(result: TrainResult, classes: int) -> list[Check]:

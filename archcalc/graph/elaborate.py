@@ -229,8 +229,11 @@ class _Elaborator:
         return h
 
     def _resolve_value(self, value: Any, env, path: str, name: str) -> Any:
-        if value is None or isinstance(value, int) or value in ("same", "valid", "same_upper",
-                                                                 "same_lower"):  # fmt: skip
+        if (
+            value is None
+            or isinstance(value, int)
+            or (name == "padding" and value in expr.PADDING_MODES)
+        ):
             return value
         if isinstance(value, tuple) and len(value) == 2 and value[0] == "pairs":
             return ("pairs", tuple(

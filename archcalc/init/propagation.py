@@ -36,6 +36,7 @@ it was used at, in the output.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,11 @@ from archcalc.language.expr import product
 from archcalc.quantities.analysis import Analysis, Row, analyze
 
 HEALTHY = (1e-2, 1e2)
+#: A factor beyond which training stalls rather than slows: a variance ratio of 1e8 is a
+#: 1e4 change in scale, more than a learning-rate search compensates. A rule of thumb set
+#: between He et al. 2015's 22-layer (2^21 ≈ 2.1e6, trains) and 30-layer (2^29 ≈ 5.4e8,
+#: stalls) ReLU networks at Var = 1/n.
+STALLS = 1e8
 
 
 @dataclass(frozen=True)
@@ -73,13 +79,11 @@ class LayerPrediction:
         return self.recommendation.row
 
     def flag(self) -> str | None:
-        low, high = HEALTHY
-        for value in (self.forward, self.backward_norm):
-            if value < low:
-                return "vanishing"
-            if value > high:
-                return "exploding"
-        return None
+        """None inside the healthy band; else how far out the signal or the gradient is."""
+        off = [v for v in (self.forward, self.backward_norm) if _off(v)]
+        if not off:
+            return None
+        return severity(max(off, key=lambda v: abs(math.log(v)) if v > 0 else math.inf))
 
 
 @dataclass
@@ -101,21 +105,29 @@ class Propagation:
         """The deepest layer whose input gradient leaves the range (gradients flow backwards)."""
         return next((layer for layer in reversed(self.layers) if _off(layer.backward_norm)), None)
 
+    def problems(self, short: bool = False) -> list[str]:
+        """The signal's and the gradient's way out of the band, if any (see :func:`_problem`)."""
+        found = []
+        signal, gradient = self.first_signal(), self.first_gradient()
+        if signal is not None:
+            values = [layer.forward for layer in self.layers]
+            found.append(_problem("signal", signal, values, self.layers, short))
+        if gradient is not None:
+            values = [layer.backward_norm for layer in self.layers]
+            found.append(_problem("gradient", gradient, values, self.layers, short))
+        return found
+
+    @property
+    def summary(self) -> str:
+        """One phrase for analyze's init line: 'healthy' or the problems, shortly."""
+        return "; ".join(self.problems(short=True)) or "healthy"
+
     @property
     def verdict(self) -> str:
         n = len(self.layers)
         if not n:
             return f"{self.scheme}: no weighted layers"
-        problems = []
-        signal, gradient = self.first_signal(), self.first_gradient()
-        if signal is not None:
-            way = "vanishing" if signal.forward < HEALTHY[0] else "exploding"
-            problems.append(f"{way} signal from depth {signal.depth} ({signal.row.path})")
-        if gradient is not None:
-            way = "vanishing" if gradient.backward_norm < HEALTHY[0] else "exploding"
-            problems.append(
-                f"{way} gradient from depth {gradient.depth} backwards ({gradient.row.path})"
-            )
+        problems = self.problems()
         forward = [layer.forward for layer in self.layers]
         backward = [layer.backward for layer in self.layers]
         ranges = (f"pre-activation variance {variance_text(min(forward))}..{variance_text(max(forward))}, "
@@ -150,6 +162,40 @@ def variance_text(value: float, digits: int = 3) -> str:
 
 def _off(value: float) -> bool:
     return not HEALTHY[0] <= value <= HEALTHY[1]
+
+
+def severity(value: float) -> str:
+    """How far a variance ratio is from 1: within the band of :data:`STALLS` a network
+    still trains, more slowly (He et al. 2015's 22 ReLU layers at Var = 1/n: 2^-21);
+    beyond it training stalls (their 30 layers: 2^-29).
+
+    >>> severity(2.0**-21), severity(2.0**-29), severity(1e5), severity(1e9)
+    ('degrading', 'vanishing', 'growing', 'exploding')
+    """
+    if value < 1:
+        return "degrading" if value >= 1 / STALLS else "vanishing"
+    return "growing" if value <= STALLS else "exploding"
+
+
+def _problem(what: str, first: LayerPrediction, values: list[float],
+             layers: list[LayerPrediction], short: bool = False) -> str:  # fmt: skip
+    """'vanishing signal from depth 8 (path), 1/5.37e+08 at depth 30 (...)': the first layer
+    out of the band, and the largest factor reached, which decides the word."""
+    low = values[first.depth - 1] < HEALTHY[0]
+    extreme = min(values) if low else max(values)
+    worst = layers[values.index(extreme)]
+    word = severity(extreme)
+    ratio = (1 / extreme if extreme > 1 / meanfield.HUGE else math.inf) if low else extreme
+    factor = f"{'1/' if low else 'x'}{variance_text(ratio)}"  # saturated: 1/>=1e+300
+    backwards = " backwards" if what == "gradient" else ""
+    if short:
+        return f"{word} {what} from depth {first.depth}{backwards} ({factor})"
+    consequence = ("under 1e8: trains, more slowly" if word in ("degrading", "growing")
+                   else "over 1e8: expect training to stall")  # fmt: skip
+    return (
+        f"{word} {what} from depth {first.depth}{backwards} ({first.row.path}), {factor} "
+        f"at depth {worst.depth} ({consequence})"
+    )
 
 
 def _layer_dict(layer: LayerPrediction) -> dict[str, Any]:

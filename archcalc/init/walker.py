@@ -72,7 +72,8 @@ class Walker:
         self.routing: dict[int, float] = {}  # max pool node -> its backward factor
         self.border_backward: dict[int, float] = {}  # padded conv node -> backward correction
         self.assumed: dict[str, list[str]] = {}  # assumption -> paths it was used at
-        self.readers = [len(r) for r in self.graph.consumers()]
+        live = self.graph.live()  # readers no output depends on do not count
+        self.readers = [sum(live[j] for j in r) for r in self.graph.consumers()]
 
     def assume(self, what: str, node: Node) -> None:
         paths = self.assumed.setdefault(what, [])
@@ -95,7 +96,10 @@ class Walker:
     def forward(self) -> list[Moments]:
         """Moments of every output, for a unit-variance, zero-mean input."""
         self.states[0] = Moments.iid(0.0, 1.0)
+        live = self.graph.live()
         for node in self.nodes[1:]:
+            if not live[node.id]:  # no output depends on it: it is no row, and not walked
+                continue
             out = meanfield.saturate(self.forward_node(node))
             self.states[node.id] = out
             if node.id in self.pre:

@@ -40,7 +40,7 @@ FUNCTIONS = {
 #: [C, L] has L_in, [C, H, W] H_in and W_in, [C, D, H, W] D_in, H_in and W_in.
 INPUT_SIZE_NAMES = ("C_in", "L_in", "D_in", "H_in", "W_in")
 #: Words a convolution's ``padding`` takes instead of a number; never symbols.
-PADDING_MODES = frozenset({"same", "valid"})
+PADDING_MODES = frozenset({"same", "valid", "same_upper", "same_lower"})
 RESERVED_NAMES = frozenset(FUNCTIONS) | PADDING_MODES | frozenset(INPUT_SIZE_NAMES)
 
 _BINOPS = {

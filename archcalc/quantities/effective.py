@@ -120,6 +120,8 @@ def _node(node: Node, graph: Graph, erf: EffectiveFields) -> list | None:
     if kind == "zero_pad":
         return [(c, _shift(m, tuple(-b for b in h["padding"]))) for c, m in runs]
     if kind == "center_crop":
+        if any(o is None for o in h["offsets"]):
+            raise _NotLinear  # a symbolic crop: where it starts depends on parity
         return [(c, _shift(m, tuple(h["offsets"]))) for c, m in runs]
     if kind == "narrow" and h["dim"] == 0:
         return _slice(runs, h["start"], h["length"])

@@ -177,6 +177,23 @@ def training_memory(analysis: Analysis, batch: Any = 1, dtype: str = "float32",
                           _torchinfo(analysis, nodes, batch, size))  # fmt: skip
 
 
+def _bounds(a: Any, b: Any) -> bool:
+    """Whether ``a >= b`` is certain, decided cheaply: numbers, or a difference free of
+    floor and ceiling (those make sympy's sign reasoning take seconds per pair)."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a >= b
+    if a == b:
+        return True
+    import sympy
+
+    difference = a - b  # like terms cancel as the sum is built; expanding floors is slow
+    if difference.is_Number:
+        return bool(difference >= 0)
+    if difference.has(sympy.floor, sympy.ceiling):
+        return False
+    return at_least(difference, 0) is True
+
+
 class _Walk:
     """Forward over the live nodes: which storage each output is, whether it is contiguous and
     whether it needs a gradient; then what each node keeps."""
@@ -225,18 +242,25 @@ class _Walk:
     def working(self) -> Any:
         """The largest (output + input) activation bytes of one node: the two gradients
         backward holds while it passes that node."""
-        best: Any = None
+        # Candidates no other candidate is known to bound: with symbols, two sizes may be
+        # incomparable (one larger for small inputs, the other for large); the answer is then
+        # their Max. Comparing against a growing Max expression is what sympy cannot do quickly.
+        candidates: list[Any] = []
         for node in self.graph.nodes[1:]:
             pair = (self.elements(node.id) + sum(self.elements(i) for i in node.inputs)) * self.size
             pair = simplify(pair)
-            larger = True if best is None else at_least(pair, best)
-            if larger is None:  # not comparable for every value of the symbols
-                import sympy
+            if any(_bounds(c, pair) for c in candidates):
+                continue
+            candidates = [c for c in candidates if not _bounds(pair, c)]
+            candidates.append(pair)
+        if not candidates:
+            return 0
+        if len(candidates) == 1:
+            return candidates[0]
+        import sympy
 
-                best = simplify(sympy.Max(best, pair))
-            elif larger:
-                best = pair
-        return 0 if best is None else best
+        # unevaluated: sympy's own Max would compare every pair again, minutes on U-Net
+        return sympy.Max(*candidates, evaluate=False)
 
     # --- storage: views share their source's -------------------------------------------------
 

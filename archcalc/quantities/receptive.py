@@ -137,7 +137,15 @@ def _node(node: Node, graph: Graph, rf: ReceptiveFields) -> tuple[list[Field], b
     if kind == "zero_pad":
         return [None, *(_shift(f, -b) for f, b in zip(inp[1:], h["padding"]))], whole
     if kind == "center_crop":
-        return [None, *(_shift(f, o) for f, o in zip(inp[1:], h["offsets"]))], whole
+        sizes = graph.nodes[node.inputs[0]].shape[1:]
+        # symbolic sizes: (n - size)/2, exact where n - size is even (torchvision rounds an
+        # odd difference's half to even); the note says so rather than guessing the parity
+        offsets = [
+            o if o is not None else (n - c) / 2 for o, n, c in zip(h["offsets"], sizes, h["size"])
+        ]
+        if None in h["offsets"]:
+            rf.notes[node.id] = "centre crop offset (n - size)/2: exact where n - size is even"
+        return [None, *(_shift(f, o) for f, o in zip(inp[1:], offsets))], whole
     if kind == "narrow":
         inp[h["dim"]] = _shift(inp[h["dim"]], h["start"])  # its first unit is the start'th
         return inp, whole

@@ -267,11 +267,8 @@ def init_verdict(analysis: Analysis) -> str:
         return "init: no weighted layers"
     default = propagate(analysis, "torch_default")
 
-    def state(p) -> str:
-        return p.verdict.split(": ", 1)[1].split(": pre-activation")[0]
-
-    return (f"init: recommended -> {state(recommended)} (output variance "
-            f"{_short(recommended.output_variance)}); PyTorch default -> {state(default)} "
+    return (f"init: recommended -> {recommended.summary} (output variance "
+            f"{_short(recommended.output_variance)}); PyTorch default -> {default.summary} "
             f"(output variance {_short(default.output_variance)}); details: archcalc init")  # fmt: skip
 
 
@@ -328,7 +325,8 @@ def init_table(analysis: Analysis, scheme: str) -> str:
                    "gains (the course's n_in·Var[w]·G0 = 1 and G1·n_out·Var[w] = 1)")  # fmt: skip
         out.append("Fwd var: pre-activation variance (input: 1); Bwd var: gradient variance at the "
                    "layer's input (output: 1); Bwd norm: its squared norm relative to the output "
-                   "gradient's (flags use Fwd var and Bwd norm, healthy in [0.01, 100])")  # fmt: skip
+                   "gradient's. Flag (from Fwd var and Bwd norm, healthy in [0.01, 100]): "
+                   "degrading/growing within a factor 1e8, vanishing/exploding beyond")  # fmt: skip
     else:
         out.append(f"Var[w] under {scheme}; factor = G0·fan_in·Var[w] per layer (1 keeps the "
                    "variance); give every symbol a value (--set) for the full prediction")  # fmt: skip
