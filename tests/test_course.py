@@ -197,3 +197,57 @@ def test_draw_png(tmp_path):
     path = tmp_path / "conv1.png"
     assert main(["draw", str(SPECS / "alexnet.yaml"), "--layer", "conv1", "-o", str(path)]) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_draw_the_network_as_lectures_draw_lenet(tmp_path, golden):
+    svg = _svg(tmp_path, str(SPECS / "lenet5.yaml"))
+    # one block per layer with its shape on it, C@H×W for maps, N for vectors
+    for shape in ("1@28×28", "6@24×24", "6@12×12", "16@8×8", "16@4×4", ">256<", ">120<", ">84<"):
+        assert shape in svg, shape
+    assert "conv2d 5×5 + relu" in svg and "maxpool2d 2×2 /2" in svg and "30,840 params" in svg
+    assert svg.count('marker-end="url(#arrow)"') == 8  # a chain: one arrow per layer
+    golden("lenet5.yaml.draw.svg", svg)
+
+
+def test_draw_skips_as_arcs_and_composites_folded(tmp_path):
+    from archcalc.render.network import network_picture
+
+    unet = network_picture(analyze(SPECS / "zoo/unet.yaml"))
+    from archcalc.render.network import ARCS
+
+    arcs = [item for item in unet.items if item[0] == "line" and item[5] in ARCS]
+    # four skips (encoder -> crop) and four concats reading the upsampling two units back;
+    # each arc is drawn up, across and down
+    assert len(arcs) == 3 * (4 + 4)
+    resnet = analyze(SPECS / "zoo/resnet50.yaml")
+    folded = network_picture(resnet)
+    texts = [item[3] for item in folded.items if item[0] == "text"]
+    assert "5 × bottleneck" in texts and "2048@7×7" in texts
+    opened = network_picture(resnet, ["layers[4]", "layers[4].layers[0]"])
+    texts = [item[3] for item in opened.items if item[0] == "text"]
+    assert {"body[0]", "shortcut[0]", "+"} <= set(texts) and "layers[4]" not in texts
+    everything = network_picture(resnet, ["all"])
+    assert sum(item[0] == "rect" and item[5] == "#fff" for item in everything.items) == 16  # adds
+
+
+def test_draw_network_refusals(tmp_path, capsys):
+    out = tmp_path / "x.svg"
+    assert (
+        main(["draw", str(SPECS / "zoo/resnet50.yaml"), "--expand", "layer9", "-o", str(out)]) == 1
+    )
+    assert "--expand: no item 'layer9' in resnet50" in capsys.readouterr().err
+    assert main(["draw", str(SPECS / "quiz_conv.yaml"), "-o", str(out)]) == 1
+    assert "draw needs numbers" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "draw",
+                str(SPECS / "lenet5.yaml"),
+                "--layer",
+                "conv1",
+                "--expand",
+                "all",
+                "-o",
+                str(out),
+            ]
+        )

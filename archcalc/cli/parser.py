@@ -202,13 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     memory.add_argument("--json", action="store_true", help="print JSON")
 
     draw = commands.add_parser(
-        "draw", help="pictures: one layer's convolution arithmetic (SVG or PNG)",
-        description="Draw the convolution arithmetic of one windowed layer: the input grid with "
-        "its padding, the first windows with their stride, the uncovered border, the output grid "
-        "(as in Dumoulin & Visin's guide). SVG needs nothing; PNG needs matplotlib.",
+        "draw", help="pictures: the network, or one layer's convolution arithmetic (SVG or PNG)",
+        description="Draw the network as lectures draw LeNet: feature-map blocks to scale with "
+        "their shapes, skips and merges as arcs, composites folded (--expand opens them). With "
+        "--layer, the convolution arithmetic of one windowed layer: the input grid with its "
+        "padding, the first windows with their stride, the uncovered border, the output grid (as "
+        "in Dumoulin & Visin's guide). SVG needs nothing; PNG needs matplotlib.",
     )  # fmt: skip
     draw.add_argument("spec", metavar="SPEC", help="a YAML or JSON spec file")
-    draw.add_argument("--layer", required=True, metavar="PATH", help="the layer (path or name)")
+    draw.add_argument("--layer", metavar="PATH", help="one layer's arithmetic (path or name)")
+    draw.add_argument("--expand", action="append", default=[], metavar="PATH",
+                      help="open a folded composite (repeatable; 'all' opens every one)")  # fmt: skip
     draw.add_argument("-o", "--output", required=True, metavar="FILE", help="a .svg or .png file")
     _add_values(draw)
 

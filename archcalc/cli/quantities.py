@@ -220,10 +220,17 @@ def _augment(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _draw(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from archcalc.render.draw import layer_picture
+    from archcalc.render.network import network_picture
 
+    if args.layer and args.expand:
+        parser.error("--expand draws the network; --layer one layer: give one of them")
     analysis = _analysis(args, parser)
     try:
-        layer_picture(analysis, args.layer).write(args.output)
+        if args.layer:
+            picture = layer_picture(analysis, args.layer)
+        else:
+            picture = network_picture(analysis, args.expand)
+        picture.write(args.output)
     except ArchcalcError as err:
         raise err.at(file=args.spec) from None
     print(f"picture written to {args.output}", file=sys.stderr)
