@@ -47,6 +47,35 @@ def test_the_cli_prints_one_prefixed_line_per_problem(tmp_path, capsys):
     assert len(err) == 3 and all(line.startswith(f"archcalc: error: {path}:") for line in err)
 
 
+TWO_SIZES = """name: sizes
+input: [1, 32, 32]
+layers:
+  - {name: conv1, type: conv2d, in_channels: 3, out_channels: 6, kernel_size: 5}
+  - {type: maxpool2d, kernel_size: 2}
+  - {name: conv2, type: conv2d, out_channels: 16, kernel_size: 5}
+  - {type: flatten}
+  - {name: fc1, type: linear, in_features: 256, out_features: 120}
+  - {name: fc2, type: linear, in_features: 100, out_features: 84}
+  - {name: fc3, type: conv2d, out_channels: 10, kernel_size: 1}
+"""
+
+
+def test_declared_sizes_the_input_contradicts_do_not_hide_later_problems(tmp_path):
+    # the output does not depend on a declared in_channels/in_features, so the walk goes on
+    path = tmp_path / "sizes.yaml"
+    path.write_text(TWO_SIZES)
+    assert str(_error(path)).split("\n") == [
+        f"{path}:4: layers[0].in_channels (conv1): in_channels=3 but the input has 1 channels "
+        "([1, 32, 32])",
+        f"{path}:8: layers[4].in_features (fc1): in_features=256 but the input has 1600 features "
+        "(16·10·10)",
+        f"{path}:9: layers[5].in_features (fc2): in_features=100 but the input has 120 features",
+        f"{path}:10: layers[6] (fc3): conv2d needs an input of shape [C, H, W]. Received: input [84]",
+    ]
+    path.write_text(TWO_SIZES.replace("in_channels: 3", "in_channels: 1"))
+    assert len(str(_error(path)).split("\n")) == 3  # one fewer, the rest as before
+
+
 def test_an_error_inside_a_block_gives_the_line_where_the_item_is_written(tmp_path):
     path = tmp_path / "net.yaml"
     path.write_text(

@@ -157,10 +157,14 @@ def elaborate(
             (".yaml", ".yml", ".json")) and "\n" not in str(spec):  # fmt: skip
         file = str(spec)
     spec = load_spec(spec, file=file)
+    elaborator = None
     try:
         env = environment(spec, values, symbolic)
-        return _Elaborator(spec, env).run(file)
+        elaborator = _Elaborator(spec, env)
+        return elaborator.run(file)
     except ArchcalcError as err:
+        if elaborator is not None:
+            err = elaborator.together(err)
         raise err.at(file=file) from None
 
 
@@ -171,6 +175,30 @@ class _Elaborator:
         self.nodes: list[Node] = []
         self.warnings: list = []
         self.assumptions: list[tuple[str, str]] = []
+        #: Errors that need not stop the walk (a declared size the input contradicts), each
+        #: located at its innermost item; raised together, in spec order, at the end.
+        self.deferred: list[ArchcalcError] = []
+        self.located = 0  # how many of them have their item's line and name
+        self.items: list[tuple[int | None, str | None]] = []  # (line, name) of enclosing items
+
+    def together(self, err: ArchcalcError) -> ArchcalcError:
+        """The deferred errors, then ``err`` if it is not one of them, as one error."""
+        if not self.deferred or getattr(err, "combined", False):
+            return err
+        self._locate()
+        head, *rest = self.deferred
+        if all(err is not e for e in self.deferred):
+            rest.append(err)
+        head.others = [*head.others, *rest]
+        head.combined = True
+        return head
+
+    def _locate(self) -> None:
+        line, name = self.items[-1] if self.items else (None, None)
+        for err in self.deferred[self.located :]:
+            err.at(line=line, name=name)
+            err.item_located = True
+        self.located = len(self.deferred)
 
     def run(self, file: str | None) -> Graph:
         spec, env = self.spec, self.env
@@ -193,6 +221,8 @@ class _Elaborator:
             outputs = tuple(
                 top.lookup(name, f"outputs[{i}]") for i, name in enumerate(spec.outputs)
             )
+        if self.deferred:
+            raise self.together(self.deferred[0])
         values = {k: v for k, v in env.items() if isinstance(v, int)}
         return Graph(spec, values, env, self.nodes, outputs, tree, self.warnings, self.assumptions,
                      file)  # fmt: skip
@@ -387,12 +417,13 @@ class _Elaborator:
                 h["_producer"] = before.type
                 if before.type == "flatten":
                     h["_flattened"] = self.nodes[before.inputs[0]].shape
-        note = Note(path, self.warnings, self.assumptions)
+        note = Note(path, self.warnings, self.assumptions, self.deferred)
         try:
             rule.prepare(h, inp, note)
             shape = rule.output_shape(h, inp, note)
         except ArchcalcError as err:
             raise err.at(path) from None
+        self._locate()
         node = Node(len(self.nodes), path, name, h["type"], h, inputs, shape, shown)
         self.nodes.append(node)
         return node.id
@@ -417,6 +448,7 @@ class _Elaborator:
                 del scope.later[layer.name]
             first = len(self.nodes)
             line = self.lines.get(id(layer))
+            self.items.append((line, layer.name))
             try:
                 inputs = self.inputs_of(layer, x, scope, path)
                 item_env = InputEnv(env, self.nodes[inputs[0]].shape) if inputs else env
@@ -428,6 +460,8 @@ class _Elaborator:
                     err.at(line=line, name=layer.name)
                     err.item_located = True
                 raise
+            finally:
+                self.items.pop()
             if layer.name is not None:
                 scope.define(layer.name, x, path)
             groups.append(Group(path, layer.name, layer.type, first, len(self.nodes), x,

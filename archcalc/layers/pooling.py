@@ -64,7 +64,7 @@ class AdaptivePoolRule(Rule):
 def _check_channels(h, inp, note, field: str) -> None:
     if h.get(field) is not None:
         declared = h[field]
-        note.same(declared, inp[0], lambda: f"{field}={to_text(declared)} but the input has "
+        note.declared(declared, inp[0], lambda: f"{field}={to_text(declared)} but the input has "
                   f"{to_text(inp[0])} channels ({shape_text(inp)})", field)  # fmt: skip
 
 

@@ -69,10 +69,12 @@ def exact_quotient(a: int, b: int) -> str:
 class Note:
     """Collects warnings and assumptions for one layer, and makes its errors."""
 
-    __slots__ = ("path", "warnings", "assumptions")
+    __slots__ = ("path", "warnings", "assumptions", "deferred")
 
-    def __init__(self, path: str, warnings: list, assumptions: list):
+    def __init__(self, path: str, warnings: list, assumptions: list, deferred: list | None = None):
         self.path, self.warnings, self.assumptions = path, warnings, assumptions
+        #: Where errors that do not stop the elaboration go (see :meth:`declared`); None: raise.
+        self.deferred = deferred
 
     def error(self, message, field: str | None = None) -> ArchcalcError:
         """The error for this layer; ``message`` may be a callable, built only when needed."""
@@ -101,6 +103,17 @@ class Note:
             self.assume(f"{to_text(a)} == {to_text(b)}")
         elif not verdict:
             raise self.error(message, field)
+
+    def declared(self, declared: Value, actual: Value, message, field: str) -> None:
+        """A size the user declared (in_features, in_channels, num_features, embed_dim) that
+        the input decides anyway: a mismatch is an error, but the output shape does not
+        depend on it, so the elaboration goes on and reports the later problems too."""
+        try:
+            self.same(declared, actual, message, field)
+        except ArchcalcError as err:
+            if self.deferred is None:
+                raise
+            self.deferred.append(err)
 
     def divides(self, g: Value, n: Value, message, field: str | None = None) -> None:
         """Require ``g`` to divide ``n``."""

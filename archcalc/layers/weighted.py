@@ -78,7 +78,7 @@ class ConvRule(Rule):
         channels, groups = inp[0], h["groups"]
         if h.get("in_channels") is not None:
             declared = h["in_channels"]
-            note.same(
+            note.declared(
                 declared, channels,
                 lambda: f"in_channels={to_text(declared)} but the input has {to_text(channels)} "
                 f"channels ({shape_text(inp)})", "in_channels",
@@ -219,7 +219,7 @@ class LinearRule(Rule):
             require_rank(inp, 1, h["type"], note)
         if h.get("in_features") is not None:
             declared = h["in_features"]
-            note.same(
+            note.declared(
                 declared, inp[-1],
                 lambda: f"in_features={to_text(declared)} but the input has {to_text(inp[-1])} "
                 + ("features" if len(inp) == 1 else f"in its last dimension ({shape_text(inp)})")
@@ -251,7 +251,7 @@ class AttentionRule(Rule):
         length, width = inp
         if h.get("embed_dim") is not None:
             declared = h["embed_dim"]
-            note.same(declared, width, lambda: f"embed_dim={to_text(declared)} but the tokens "
+            note.declared(declared, width, lambda: f"embed_dim={to_text(declared)} but the tokens "
                       f"have {to_text(width)} features ({shape_text(inp)})", "embed_dim")  # fmt: skip
         h["embed_dim"] = width
         heads = h["num_heads"]
