@@ -9,10 +9,39 @@
 ((6, 24, 24), 89856, 156)
 """
 
+from typing import TYPE_CHECKING, Any
+
 from archcalc.errors import ArchcalcError, SpecWarning
-from archcalc.language.loader import load_spec
-from archcalc.language.spec import Spec
-from archcalc.quantities.analysis import Analysis, Row, analyze
+
+if TYPE_CHECKING:
+    from archcalc.language.loader import load_spec
+    from archcalc.language.spec import Spec
+    from archcalc.quantities.analysis import Analysis, Row, analyze
 
 __version__ = "0.1.0"
 __all__ = ["Analysis", "ArchcalcError", "Row", "Spec", "SpecWarning", "analyze", "load_spec"]
+
+#: Imported on first use: the spec language builds its pydantic models when imported, which
+#: `archcalc --version`, `--help` and the error paths of the command line never need.
+_LAZY = {
+    "load_spec": "archcalc.language.loader",
+    "Spec": "archcalc.language.spec",
+    "Analysis": "archcalc.quantities.analysis",
+    "Row": "archcalc.quantities.analysis",
+    "analyze": "archcalc.quantities.analysis",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'archcalc' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

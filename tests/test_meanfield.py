@@ -114,3 +114,16 @@ def test_residual_stream_law_matches_a_simulated_reflected_random_walk():
     m2 = sum(x * x for x in xs) / len(xs)
     assert state.mean == pytest.approx(mean, rel=0.02)
     assert state.m2 == pytest.approx(m2, rel=0.03)
+
+
+@pytest.mark.parametrize("kind, slope", [("relu", None), ("leaky_relu", 0.2), ("leaky_relu", None),
+                                         ("identity", None)])  # fmt: skip
+@pytest.mark.parametrize("sc2, se2", [(0.3, 0.7), (0.01, 2.0), (1.5, 0.2), (1.0, 1e-9)])
+def test_shared_constant_closed_form_equals_the_quadrature(kind, slope, sc2, se2):
+    # zero mean takes the arc-cosine kernel; a mean of 1e-300 still takes the quadrature
+    from archcalc.init import meanfield as mf
+
+    closed = mf._common_after(kind, slope, None, (), mf.Moments(0.0, sc2 + se2, sc2), 0.0, 0.0)
+    quadrature = mf._common_after(kind, slope, None, (), mf.Moments(1e-300, sc2 + se2, sc2), 0.0,
+                                  0.0)  # fmt: skip
+    assert closed == pytest.approx(quadrature, rel=1e-12)

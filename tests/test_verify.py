@@ -130,6 +130,24 @@ def test_training_progress_is_plain_lines_when_not_on_a_terminal(capsys):
     assert all(", loss " in line and "\r" not in line for line in lines)
 
 
+def test_threads_chosen_for_the_model_and_restored():
+    from archcalc.errors import ArchcalcError
+    from verify.runner import pick_threads
+
+    lenet, resnet = analyze(SPECS / "lenet5.yaml"), analyze(SPECS / "zoo/resnet18.yaml")
+    assert pick_threads(lenet, 64)[0] == 1  # 3·64·0.28 M MACs a step: one thread
+    threads, why = pick_threads(resnet, 64)  # 3·64·1.8 G: torch's default
+    assert threads == torch.get_num_threads() and why.startswith("torch's default")
+    assert pick_threads(lenet, 64, 3) == (3, "as asked (--threads)")
+    with pytest.raises(ArchcalcError, match="--threads: expected a positive integer"):
+        pick_threads(lenet, 64, 0)
+    before = torch.get_num_threads()
+    result = run(SPECS / "mlp4.yaml", steps=0, seeds=1, progress=False)
+    assert torch.get_num_threads() == before and result.threads == 1
+    data = result.to_dict()
+    assert data["threads"] == 1 and set(data["seconds"]) == {"checks", "training"}
+
+
 def test_a_wrong_formula_fails_the_checks(monkeypatch):
     import archcalc.layers.formulas as formulas
 

@@ -31,6 +31,11 @@ class VerifyResult:
     compare: dict[str, TrainResult] = field(default_factory=dict)
     predictions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    threads: int = 0  # torch's intra-op threads on the CPU (0: not set, a GPU run)
+    threads_why: str = ""
+    #: CPU-clock seconds of the phases: imports (torch and friends, measured by the caller),
+    #: checks (build, checks 1-9, init), training (every training run, datasets included).
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -44,6 +49,9 @@ class VerifyResult:
             "checks": [check.to_dict() for check in self.checks],
             "training": None,
             "notes": list(self.notes),
+            "threads": self.threads or None,
+            "threads_why": self.threads_why or None,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
         if self.training is not None:
             t = self.training
@@ -67,6 +75,30 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+#: Below this many multiply-accumulates per training step (forward and backward, about 3x
+#: the forward at the training batch) extra threads cost more in synchronisation than they
+#: save: LeNet-5 (0.4 M MACs a sample, 0.08 G a step at batch 64) trained in 8 s with one
+#: thread and 18-24 s with the two default ones on a 2-core machine.
+SMALL_STEP_MACS = 2e9
+
+
+def pick_threads(
+    analysis: Analysis, batch_size: int, requested: int | None = None
+) -> tuple[int, str]:
+    """torch's intra-op threads for a CPU run, and why: one for small models (or few cores),
+    else torch's own default (the physical cores it found)."""
+    default = torch.get_num_threads()
+    if requested is not None:
+        if requested < 1:
+            raise ArchcalcError(f"--threads: expected a positive integer. Received: {requested}")
+        return requested, "as asked (--threads)"
+    step = 3 * batch_size * int(analysis.totals["macs"])
+    if step < SMALL_STEP_MACS:
+        return 1, (f"a training step is {step / 1e9:.2g} G MACs, below {SMALL_STEP_MACS / 1e9:g} G "
+                   "where more threads cost more than they save")  # fmt: skip
+    return default, f"torch's default: a training step is {step / 1e9:.3g} G MACs"
+
+
 def _init_batch(analysis: Analysis) -> int:
     """A batch that keeps one init measurement to ~4M input values (at least 4)."""
     return int(max(4, min(64, 4_000_000 // int(product(analysis.input)))))
@@ -75,8 +107,11 @@ def _init_batch(analysis: Analysis) -> int:
 def run(spec: Any, values: dict[str, int] | None = None, *, device: str = "auto", steps: int = 200,
         batch_size: int = 64, data: str = "digits", seed: int = 0, lr: float = 0.01,
         schemes: list[str] | None = None, seeds: int = 4, compare: list[str] | None = None,
-        progress: bool = True) -> VerifyResult:  # fmt: skip
-    """Build ``spec`` in PyTorch and run checks 1-6 (and the init comparison if asked)."""
+        progress: bool = True, threads: int | None = None) -> VerifyResult:  # fmt: skip
+    """Build ``spec`` in PyTorch and run every check (and the init comparison if asked).
+
+    On the CPU, torch's thread count is chosen for the model (:func:`pick_threads`) unless
+    ``threads`` is given; it is restored afterwards."""
     if isinstance(spec, Analysis):
         analysis = spec
     else:
@@ -85,9 +120,26 @@ def run(spec: Any, values: dict[str, int] | None = None, *, device: str = "auto"
     if analysis.symbolic:
         raise ArchcalcError("verify needs numbers; give every symbol a value (--set NAME=VALUE)")
     dev = pick_device(device)
+    result = VerifyResult(analysis.spec.name, str(dev))
+    before = torch.get_num_threads()
+    if dev.type == "cpu":
+        result.threads, result.threads_why = pick_threads(analysis, batch_size, threads)
+        torch.set_num_threads(result.threads)
+    try:
+        _run(analysis, result, dev, steps, batch_size, data, seed, lr, schemes, seeds, compare,
+             progress)  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
+    return result
+
+
+def _run(analysis: Analysis, result: VerifyResult, dev, steps: int, batch_size: int, data: str,
+         seed: int, lr: float, schemes, seeds: int, compare, progress: bool) -> None:  # fmt: skip
+    import time
+
+    start = time.process_time()
     torch.manual_seed(seed)
     model = build(analysis, device=dev)
-    result = VerifyResult(analysis.spec.name, str(dev))
     result.checks += shape_checks(analysis, model, dev)
     result.checks += param_checks(analysis, model)
     result.checks += mac_checks(analysis, model, dev)
@@ -109,6 +161,8 @@ def run(spec: Any, values: dict[str, int] | None = None, *, device: str = "auto"
                                    batch=_init_batch(analysis))  # fmt: skip
         result.checks += init
         result.init_curves = curves
+    result.seconds["checks"] = time.process_time() - start
+    start = time.process_time()
     dataset = None
     if steps > 0 or compare:
         from verify.data import load
@@ -138,7 +192,7 @@ def run(spec: Any, values: dict[str, int] | None = None, *, device: str = "auto"
         result.predictions[scheme] = propagate(analysis, scheme).verdict
         result.compare[scheme] = train(model, dataset, steps if steps > 0 else 400, batch_size,
                                        lr=lr, seed=seed, scheme=scheme, progress=progress)  # fmt: skip
-    return result
+    result.seconds["training"] = time.process_time() - start
 
 
 def _initialise(model, analysis: Analysis, scheme: str) -> None:
@@ -182,6 +236,12 @@ def table(result: VerifyResult, verbose: bool = False) -> str:
             lines.append(f"{scheme:<16}{t.final_loss:>12.4f}{t.train_accuracy:>11.1%}{t.test_accuracy:>10.1%}  "
                          f"{result.predictions[scheme].split(': ', 1)[1].split(': pre-activation')[0]}")  # fmt: skip
     lines += [f"note: {note}" for note in result.notes]
+    if result.threads:
+        lines.append(
+            f"cpu: {result.threads} thread{'s' * (result.threads != 1)}, {result.threads_why}"
+        )
+    if result.seconds:
+        lines.append("cpu time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))
     total = len(result.checks)
     failed = sum(not c.passed for c in result.checks)
     lines += ["", f"{total - failed} passed, {failed} failed"]

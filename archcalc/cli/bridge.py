@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from archcalc.cli.common import analysis_of as _analysis
@@ -76,6 +77,7 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     schemes = _schemes(args.schemes, parser, "--schemes")
     compare = _schemes(args.compare_init, parser, "--compare-init")
+    started = time.process_time()
     try:
         from verify import runner
     except ModuleNotFoundError as err:
@@ -83,10 +85,13 @@ def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"archcalc verify needs PyTorch and friends ({err.name} is missing): "
             "pip install 'archcalc[verify]'"
         ) from None
+    imports = time.process_time() - started
     analysis = _analysis(args, parser)
     result = runner.run(analysis, device=args.device, steps=args.steps, batch_size=args.batch_size,
                         data=args.data, seed=args.seed, lr=args.lr, schemes=schemes,
-                        seeds=args.seeds, compare=compare, progress=not args.json)  # fmt: skip
+                        seeds=args.seeds, compare=compare, progress=not args.json,
+                        threads=args.threads)  # fmt: skip
+    result.seconds = {"imports": imports, **result.seconds}
     if args.report:
         written = runner.write_report(result, args.report)
         print("report: " + ", ".join(str(p) for p in written), file=sys.stderr)

@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--seeds", type=_positive, default=4, help="random networks per init scheme"
     )
+    verify.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch's CPU threads (default: one for small models, else torch's "
+                        "choice; the report says which and why)")  # fmt: skip
     verify.add_argument("--compare-init", default=None, metavar="S,S",
                         help="train once per scheme and compare, e.g. kaiming,lecun (He et al. 2015)")  # fmt: skip
     verify.add_argument(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator, Mapping
 
+from archcalc import collector
 from archcalc.errors import ArchcalcError, SpecWarning
 from archcalc.graph.graph import Graph, Group, Node
 from archcalc.language import expr
@@ -161,7 +162,8 @@ def elaborate(
     try:
         env = environment(spec, values, symbolic)
         elaborator = _Elaborator(spec, env)
-        return elaborator.run(file)
+        with collector.paused():  # every node survives: see archcalc.collector
+            return elaborator.run(file)
     except ArchcalcError as err:
         if elaborator is not None:
             err = elaborator.together(err)
@@ -403,7 +405,7 @@ class _Elaborator:
     def node(self, h: dict, name: str | None, inputs: tuple[int, ...], path: str,
              shown: bool = True) -> int:  # fmt: skip
         """Add one node: its rule checks the input(s) and gives the output shape."""
-        if len(self.nodes) >= MAX_EXPANDED_LAYERS:
+        if len(self.nodes) > MAX_EXPANDED_LAYERS:  # node 0 is the input, not a layer
             self._too_many(path)
         rule = rule_for(h["type"])
         if rule.merge:

@@ -40,6 +40,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from archcalc import collector
 from archcalc.errors import ArchcalcError
 from archcalc.init import meanfield
 from archcalc.init.meanfield import grad_mean
@@ -239,10 +240,11 @@ def propagate(spec: Any, scheme: str = "recommended", **values: int) -> Propagat
         rec.row.node: float(weight_variance(rec, scheme)) for rec in recs
     }
     exact, linear = Walker(analysis, variances, False), Walker(analysis, variances, True)
-    out = exact.forward()[0]
-    out_linear = linear.forward()[0]
-    grad = grad_mean(exact.backward(), None)
-    linear.backward()
+    with collector.paused():  # every layer's moments survive: see archcalc.collector
+        out = exact.forward()[0]
+        out_linear = linear.forward()[0]
+        grad = grad_mean(exact.backward(), None)
+        linear.backward()
     out_elements = float(product(analysis.output))
     layers = []
     for depth, rec in enumerate(recs, start=1):

@@ -608,7 +608,17 @@ def to_text(value: Value) -> str:
     """
     if isinstance(value, int):
         return str(value)
-    return _printer().doprint(value)
+    # A symbolic table repeats few expressions many times (ResNet-152: 2,485 cells, 42
+    # distinct); sympy's printer orders terms anew on every call, so remember the text.
+    text = _TEXTS.get(value)
+    if text is None:
+        if len(_TEXTS) >= 4096:
+            _TEXTS.clear()
+        text = _TEXTS[value] = _printer().doprint(value)
+    return text
+
+
+_TEXTS: dict = {}
 
 
 @lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from archcalc import collector
 from archcalc.errors import ArchcalcError
 from archcalc.language.spec import BUILTIN_TYPES, UNION_TAGS, Spec, suggest
 
@@ -108,7 +109,8 @@ def parse_document(
         else:
             loader = _Loader(text)
             try:
-                data = loader.get_single_data()
+                with collector.paused():  # PyYAML's objects all survive: see archcalc.collector
+                    data = loader.get_single_data()
                 lines = loader.lines
             finally:
                 loader.dispose()
@@ -197,7 +199,8 @@ def validate(data: Any, file: str | None = None, lines: dict[int, int] | None = 
     check_document(data, file)
     lines = lines or {}
     try:
-        spec = Spec.model_validate(data)
+        with collector.paused():
+            spec = Spec.model_validate(data)
     except ArchcalcError as err:
         item = _item_at(data, _parse_path(err.path or ""))
         if item is not None:

@@ -12,6 +12,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from archcalc import collector
 from archcalc.errors import ArchcalcError, SpecWarning
 from archcalc.graph.elaborate import MAX_EXPANDED_LAYERS, elaborate
 from archcalc.graph.graph import Graph, Group, Node
@@ -243,4 +244,6 @@ def analyze(spec: Any, *, symbolic: bool = False, **values: int) -> Analysis:
     >>> a.totals["params"], a.rows[0].connections
     (33, 33)
     """
-    return count(elaborate(spec, symbolic=symbolic, **values))
+    graph = elaborate(spec, symbolic=symbolic, **values)
+    with collector.paused():  # every row survives: see archcalc.collector
+        return count(graph)
