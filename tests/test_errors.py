@@ -126,6 +126,15 @@ def test_exponential_blocks_are_refused():
         analyze(spec([{"type": "b0"}], blocks=blocks))
 
 
+def test_the_layer_limit_counts_layers_not_the_input():
+    # regression: exactly 100,000 layers was refused as "more than 100,000"
+    net = analyze(spec([{"type": "repeat", "times": 100_000, "layers": [{"type": "relu"}]}], (4,)))
+    assert len(net.rows) == 100_000
+    with pytest.raises(ArchcalcError, match="expands to more than 100,000 layers"):
+        analyze(spec([{"type": "relu"},
+                       {"type": "repeat", "times": 100_000, "layers": [{"type": "relu"}]}], (4,)))  # fmt: skip
+
+
 def test_warnings_uncovered_rows_and_large_padding():
     a = analyze("specs/alexnet_conv1_224.yaml")
     assert [str(w) for w in a.warnings] == [

@@ -318,8 +318,11 @@ class _Elaborator:
         needs the input's sizes counts once here; the nodes themselves are counted too."""
         for index, layer in enumerate(layers):
             here = f"{path}[{index}]"
-            total += 1 + (layer.__dict__.get("activation") is not None)
             kind = layer.type
+            # a leaf is a node, a residual or a concat one merge node; a repeat or a block
+            # call is only the nodes inside it
+            own = kind != "repeat" and (kind in BUILTIN_TYPES or kind not in self.spec.blocks)
+            total += own + (layer.__dict__.get("activation") is not None)
             if kind == "repeat":
                 times = self._static_times(layer, env, here)
                 once = self.count(layer.layers, env, f"{here}[0].layers", 0)
@@ -356,8 +359,9 @@ class _Elaborator:
     def _list_size(self, layers: list) -> int | None:
         total = 0
         for layer in layers:
-            total += 1 + (layer.__dict__.get("activation") is not None)
             kind = layer.type
+            own = kind != "repeat" and (kind in BUILTIN_TYPES or kind not in self.spec.blocks)
+            total += own + (layer.__dict__.get("activation") is not None)  # as in count()
             if kind == "repeat":
                 if not isinstance(layer.times, int):
                     return None
