@@ -19,7 +19,7 @@ from typing import Any, Iterator, Mapping
 from archcalc import collector
 from archcalc.errors import ArchcalcError, SpecWarning
 from archcalc.graph.graph import Graph, Group, Node
-from archcalc.language import expr
+from archcalc.language import conditions, expr
 from archcalc.language.fields import ACTIVATION_TYPES, FIELD_MINIMUM
 from archcalc.language.layer_types import BUILTIN_TYPES
 from archcalc.language.loader import load_spec
@@ -491,7 +491,7 @@ class _Elaborator:
 
     def condition(self, text: str, env: Mapping[str, Value], path: str) -> bool:
         try:
-            return expr.evaluate_condition(expr.parse_condition(text), env, text)
+            return conditions.evaluate_condition(conditions.parse_condition(text), env, text)
         except ArchcalcError as err:
             raise err.at(f"{path}.when") from None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterator
 
 from archcalc.errors import ArchcalcError
-from archcalc.language import expr
+from archcalc.language import conditions, expr
 from archcalc.language.fields import ACTIVATION_TYPES, PADDING_WORDS, suggest
 
 if TYPE_CHECKING:
@@ -123,8 +123,8 @@ def check_references(spec: Spec) -> None:
 
 def _check_names(text: str, scope: frozenset[str], path: str, index: int | None = None,
                  condition: bool = False) -> None:  # fmt: skip
-    tree = expr.parse_condition(text) if condition else expr.parse(text)
-    found = expr.condition_names(tree) if condition else expr.names(tree)
+    tree = conditions.parse_condition(text) if condition else expr.parse(text)
+    found = conditions.condition_names(tree) if condition else expr.names(tree)
     unknown = sorted(found - scope)
     if unknown:
         declared = ", ".join(sorted(scope - frozenset(expr.INPUT_SIZE_NAMES))) or "none"

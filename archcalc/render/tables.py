@@ -116,14 +116,14 @@ def assumption_lines(assumptions: list[tuple[str, str]]) -> list[str]:
     >>> assumption_lines([("a", "S >= 3"), ("b", "floor(S/2) >= 5"), ("c", "J + K >= 4")])
     ['assumes: S >= 10 (the tightest of 2 conditions, at b: floor(S/2) >= 5)', 'assumes: c: J + K >= 4']
     """
-    from archcalc.language import expr
+    from archcalc.language.conditions import condition_names, parse_condition
 
     by_symbol: dict[str, list[tuple[str, str, tuple]]] = {}
     other = []
     for path, condition in assumptions:
         try:
-            tree = expr.parse_condition(condition)
-            names = expr.condition_names(tree)
+            tree = parse_condition(condition)
+            names = condition_names(tree)
         except Exception:  # noqa: BLE001 - an unparsable condition is shown as it is
             names, tree = frozenset(), None
         if tree is not None and len(names) == 1:
@@ -144,10 +144,10 @@ def assumption_lines(assumptions: list[tuple[str, str]]) -> list[str]:
 
 
 def _holds(tree: tuple, name: str, value: int) -> bool:
-    from archcalc.language import expr
+    from archcalc.language.conditions import evaluate_condition
 
     try:
-        return expr.evaluate_condition(tree, {name: value})
+        return evaluate_condition(tree, {name: value})
     except Exception:  # noqa: BLE001 - e.g. a division by zero at this value
         return False
 
