@@ -1,1 +1,2 @@
-"""verify: builds archcalc specs as PyTorch models and checks the numbers (a later issue)."""
+"""verify: builds archcalc specs as PyTorch models and proves every number against PyTorch;
+imports nn.Modules as specs and exports specs as PyTorch code or ONNX."""
