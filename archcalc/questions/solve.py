@@ -18,8 +18,11 @@ batch sizes that fit (the byte counts are linear in it)::
     archcalc solve spec.yaml --for batch --where "memory.peak_bytes <= 16e9"
 
 Polynomial constraints in one symbol are solved in closed form with sympy's
-``solveset``; anything else (floor, ceil, mod, several symbols) by a bounded
-integer search that re-runs the exact numeric analysis for every candidate.
+``solveset``; anything else (floor, ceil, mod, several symbols) by a bounded search: the
+formulas of the one symbolic analysis evaluated exactly over numpy arrays of candidates
+(:mod:`archcalc.questions.vectorised`, up to 10,000,000 candidates, a sample re-checked by
+the exact analysis), or, where that cannot be made exact, the exact numeric analysis re-run
+for every candidate (up to 100,000).
 """
 
 from __future__ import annotations
@@ -52,7 +55,10 @@ MEMORY = ("peak_bytes", "saved_bytes", "parameter_bytes", "gradient_bytes", "opt
 BATCH = "batch"
 _INTEGRAL_FLOAT = re.compile(r"^\d+(\.\d*)?[eE]\+?\d+$")
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
+#: Most candidates the per-candidate search tries (the vectorised one: 10,000,000).
 MAX_CANDIDATES = 100_000
+#: Most closed-form solutions confirmed one by one (more: the vectorised search answers).
+MAX_CONFIRMED = 2_000
 _CONSTRAINT = re.compile(r"^\s*(?P<ref>.+?)\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<value>.+?)\s*$")
 _INDEX = re.compile(r"^(?P<name>\w+)\[(?P<index>\d+)\]$")
 
@@ -233,10 +239,83 @@ def solve(spec: Any, unknowns: list[str], where: list[str], ranges: dict[str, tu
                        **{k: d for k, d in spec.symbols.items()
                           if k not in unknowns and k not in values and d is not None})  # fmt: skip
     batch = expr.symbol(BATCH) if solving_batch else None
+    exact = _exact(spec, constraints, unknowns, values, memory, solving_batch)
     closed = _closed_form(symbolic, constraints, unknowns, bounds, memory, batch)
-    if closed is not None:
-        return closed
-    return _search(spec, constraints, unknowns, bounds, values, symbolic, memory, solving_batch)
+    # solveset sees the formulas, not whether the network is valid there (J = 0 channels,
+    # 64/J not whole): each solution is confirmed by the exact analysis, or, where there are
+    # too many to confirm one by one, the vectorised search answers, which checks validity
+    if closed is not None and len(closed.solutions) <= MAX_CONFIRMED:
+        confirmed = [s for s in closed.solutions if (verdict := exact(s)) and all(verdict)]
+        if confirmed or not closed.solutions:
+            closed.solutions = confirmed
+            closed.method += ", each solution confirmed by the exact analysis"
+            return closed
+    total = _count(bounds)
+    vectorised, reason = _vectorised(symbolic, constraints, unknowns, bounds, memory, batch,
+                                     exact, total)  # fmt: skip
+    if vectorised is not None:
+        return vectorised
+    return _search(constraints, unknowns, bounds, symbolic, memory, exact, total, reason)
+
+
+def _count(bounds: dict[str, tuple[int, int]]) -> int:
+    total = 1
+    for lo, hi in bounds.values():
+        total *= max(hi - lo + 1, 0)
+    return total
+
+
+def _too_many(total: int, limit: int, reason: str = "") -> ArchcalcError:
+    why = f" (not vectorised: {reason})" if reason else ""
+    return ArchcalcError(f"the search would try {total:,} candidates (at most {limit:,}){why}; "
+                         "narrow it with --range NAME=LO:HI")  # fmt: skip
+
+
+def _exact(spec: Spec, constraints: list[Constraint], unknowns: list[str], values: dict,
+           memory: MemoryOptions | None, solving_batch: bool):  # fmt: skip
+    """The per-candidate verdict of the numeric analysis: None where it refuses the network
+    (ArchcalcError: an invalid network is not a solution), else whether each constraint holds."""
+
+    def exact(assignment: dict[str, int]) -> list[bool] | None:
+        symbols = {k: v for k, v in assignment.items() if not (solving_batch and k == BATCH)}
+        batch = assignment.get(BATCH) if solving_batch else None
+        try:
+            analysis = analyze(spec, **values, **symbols)
+        except ArchcalcError:
+            return None
+        env = dict(analysis.env)
+        return [_holds(analysis, c, env, memory, batch) for c in constraints]
+
+    return exact
+
+
+def _vectorised(symbolic: Analysis, constraints: list[Constraint], unknowns: list[str],
+                bounds: dict, memory: MemoryOptions | None, batch: Any, exact, total: int
+                ) -> tuple[Solution | None, str]:  # fmt: skip
+    """The vectorised search, or (None, why not) where it cannot answer exactly."""
+    from archcalc.questions import vectorised as vec
+
+    if total > vec.MAX_CANDIDATES:
+        raise _too_many(total, vec.MAX_CANDIDATES)
+    try:
+        references = []
+        for c in constraints:
+            lhs = _reference(symbolic, c, memory, batch)
+            lhs = list(lhs) if isinstance(lhs, tuple) else lhs
+            rhs = ([expr.evaluate(t, symbolic.env) for t in c.value] if isinstance(c.value, list)
+                   else expr.evaluate(c.value, symbolic.env))  # fmt: skip
+            references.append((lhs, c.op, rhs))
+        found = vec.search(symbolic, references, unknowns, bounds, exact)
+    except (vec.Unsupported, ArchcalcError, ImportError) as err:
+        return None, str(err) or type(err).__name__
+    ranges_text = ", ".join(f"{n} in {lo}..{hi}" for n, (lo, hi) in bounds.items())
+    below = f"{found.exact:,} with a value below 1 decided and " if found.exact else ""
+    method = (f"vectorised over {ranges_text}, {total:,} candidates (numpy, from the symbolic "
+              f"formulas; {below}{found.checked} checked by the exact analysis)")  # fmt: skip
+    solution = Solution(list(unknowns), dict(bounds), method, found.solutions)
+    if not solution.solutions:
+        solution.why = _why(symbolic, constraints, unknowns, found.each, memory)
+    return solution, ""
 
 
 def _relation(analysis: Analysis, c: Constraint, memory: MemoryOptions | None = None,
@@ -322,43 +401,38 @@ def _integers_in(region, lo: int, hi: int) -> list[int] | None:
     return None
 
 
-def _search(spec: Spec, constraints: list[Constraint], unknowns: list[str], bounds: dict,
-            values: dict, symbolic: Analysis, memory: MemoryOptions | None = None,
-            solving_batch: bool = False) -> Solution:  # fmt: skip
-    sizes = [hi - lo + 1 for lo, hi in bounds.values()]
-    total = 1
-    for size in sizes:
-        total *= max(size, 0)
+def _search(constraints: list[Constraint], unknowns: list[str], bounds: dict,
+            symbolic: Analysis, memory: MemoryOptions | None, exact, total: int,
+            reason: str = "") -> Solution:  # fmt: skip
+    """Re-run the exact numeric analysis for every candidate (``reason``: why not vectorised)."""
     if total > MAX_CANDIDATES:
-        raise ArchcalcError(f"the search would try {total:,} candidates (at most {MAX_CANDIDATES:,}); "
-                            "narrow it with --range NAME=LO:HI")  # fmt: skip
+        raise _too_many(total, MAX_CANDIDATES, reason)
     axes = [range(lo, hi + 1) for lo, hi in bounds.values()]
     ranges_text = ", ".join(f"{n} in {lo}..{hi}" for n, (lo, hi) in bounds.items())
-    solution = Solution(list(unknowns), dict(bounds), f"bounded integer search over {ranges_text}")
+    method = f"bounded integer search over {ranges_text}"
+    solution = Solution(list(unknowns), dict(bounds),
+                        method + (f" (not vectorised: {reason})" if reason else ""))  # fmt: skip
     each: list[list[dict]] = [[] for _ in constraints]
     for combo in itertools.product(*axes):
         assignment = dict(zip(unknowns, combo))
-        symbols = {k: v for k, v in assignment.items() if not (solving_batch and k == BATCH)}
-        batch = assignment.get(BATCH) if solving_batch else None
-        try:
-            analysis = analyze(spec, **values, **symbols)
-        except ArchcalcError:
+        results = exact(assignment)
+        if results is None:
             continue  # an invalid network is not a solution
-        env = dict(analysis.env)
-        results = [_holds(analysis, c, env, memory, batch) for c in constraints]
         for i, ok in enumerate(results):
             if ok:
                 each[i].append(assignment)
         if all(results):
             solution.solutions.append(assignment)
     if not solution.solutions:
-        solution.why = _why(symbolic, constraints, unknowns, each, memory)
+        solution.why = _why(symbolic, constraints, unknowns,
+                            [(len(hits), hits[:4]) for hits in each], memory)  # fmt: skip
     return solution
 
 
 def _why(symbolic: Analysis, constraints: list[Constraint], unknowns: list[str],
-         each: list[list[dict]], memory: MemoryOptions | None = None) -> str:  # fmt: skip
-    """Explain an empty result: the real solution without rounding, or what each constraint allows."""
+         each: list[tuple[int, list[dict]]], memory: MemoryOptions | None = None) -> str:  # fmt: skip
+    """Explain an empty result: the real solution without rounding, or what each constraint
+    allows (``each``: per constraint, how many candidates satisfy it and the first four)."""
     import sympy
 
     if len(unknowns) == 1 and unknowns[0] != BATCH:
@@ -390,13 +464,13 @@ def _why(symbolic: Analysis, constraints: list[Constraint], unknowns: list[str],
             shown = ", ".join(f"{unknowns[0]} = {v}" for v in sorted(set(reals)))
             return f"with exact division the constraints need {shown}, which is not an integer"
     parts = []
-    for c, hits in zip(constraints, each):
-        if not hits:
+    for c, (count, hits) in zip(constraints, each):
+        if not count:
             parts.append(f"'{c.text}' holds for no candidate")
         else:
             first = ", ".join(" ".join(f"{k}={v}" for k, v in h.items()) for h in hits[:4])
             parts.append(
-                f"'{c.text}' holds for {len(hits)} candidate(s) ({first}{', ...' if len(hits) > 4 else ''})"
+                f"'{c.text}' holds for {count} candidate(s) ({first}{', ...' if count > 4 else ''})"
             )
     return "no candidate satisfies all constraints at once: " + "; ".join(parts)
 

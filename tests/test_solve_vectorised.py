@@ -1,0 +1,375 @@
+"""archcalc solve, vectorised: the symbolic formulas over numpy arrays give exactly what the
+per-candidate search gives, say so in the method, and fall back where they cannot be exact."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from unittest import mock
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from archcalc import ArchcalcError, analyze
+from archcalc.questions import vectorised
+from archcalc.questions.solve import solve
+from tests.conftest import ROOT, SPECS
+
+CONV1 = ["conv1.output == [96, 55, 55]", "conv1.uncovered == 0"]
+
+
+def slow(spec, unknowns, where, ranges, **values):
+    """The same question by the per-candidate search (the vectorised path switched off)."""
+    with (mock.patch.object(vectorised, "search", side_effect=vectorised.Unsupported("off")),
+          mock.patch("archcalc.questions.solve._closed_form", return_value=None)):  # fmt: skip
+        result = solve(spec, unknowns, where, ranges, **values)
+    assert (
+        result.method.startswith("bounded integer search")
+        and "(not vectorised: " in result.method  # off, or refused earlier
+    )
+    return result
+
+
+def both(spec, unknowns, where, ranges, **values):
+    fast = solve(spec, unknowns, where, ranges, **values)
+    return fast, slow(spec, unknowns, where, ranges, **values)
+
+
+def conv(**fields) -> dict:
+    return {"type": "conv2d", "out_channels": 4, "kernel_size": 3, **fields}
+
+
+def spec(symbols: list[str], input_: list, layers: list) -> dict:
+    return {"name": "t", "symbols": {s: None for s in symbols}, "input": input_, "layers": layers}
+
+
+POOL_CEIL = spec(["J", "P"], [2, "J", "J"],
+                 [{"type": "maxpool2d", "kernel_size": 3, "stride": 2, "padding": "P",
+                   "ceil_mode": True}])  # fmt: skip
+GROUPS = spec(["C", "i"], ["C", 9, 9], [conv(out_channels="i", groups=3)])
+STRIDED = spec(["J", "s"], [3, "J", "J"], [conv(kernel_size=5, stride="s", padding=1),
+                                           {"type": "avgpool2d", "kernel_size": 2}])  # fmt: skip
+CASES = {
+    "conv1 J": (SPECS / "solve_conv1.yaml", ["J"], CONV1, {"J": (150, 300)}, {"P": 0}),
+    "conv1 P, none": (SPECS / "solve_conv1.yaml", ["P"], CONV1, {"P": (0, 10)}, {"J": 224}),
+    "conv1 P, loose": (SPECS / "solve_conv1.yaml", ["P"], CONV1[:1], {"P": (0, 10)}, {"J": 224}),
+    "quiz conv P": (
+        SPECS / "quiz_conv.yaml",
+        ["P"],
+        ["layers[0].output == [16, 32, 32]"],
+        {"P": (0, 20)},
+        dict(J=32, K=32, L=3, i=16, M=3, N=3, s=1),
+    ),  # fmt: skip
+    "quiz conv J, s": (
+        SPECS / "quiz_conv.yaml",
+        ["J", "s"],
+        ["layers[0].output[1] == 8", "macs <= 200000"],
+        {"J": (1, 40), "s": (1, 6)},
+        dict(K=32, L=3, i=16, M=3, N=3, P=1),
+    ),  # fmt: skip
+    "quiz pool": (
+        SPECS / "quiz_pool.yaml",
+        ["J", "K"],
+        ["output == [8, 4, 5]"],
+        {"J": (1, 20), "K": (1, 20)},
+        dict(C=8, F=2, s=2),
+    ),  # fmt: skip
+    "quiz pool, none": (
+        SPECS / "quiz_pool.yaml",
+        ["J", "K"],
+        ["output == [8, 4, 5]", "output[2] < 5"],
+        {"J": (0, 20), "K": (1, 20)},
+        dict(C=8, F=2, s=2),
+    ),  # fmt: skip
+    "ceil pool": (POOL_CEIL, ["J", "P"], ["output[1] == 6"], {"J": (1, 20), "P": (0, 3)}, {}),
+    "groups": (
+        GROUPS,
+        ["C", "i"],
+        ["params <= 400", "layers[0].output[0] >= 6"],
+        {"C": (1, 24), "i": (1, 24)},
+        {},
+    ),  # fmt: skip
+    "stride": (
+        STRIDED,
+        ["J", "s"],
+        ["layers[1].output[2] == 3", "neurons > 50"],
+        {"J": (1, 30), "s": (1, 5)},
+        {},
+    ),  # fmt: skip
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_vectorised_equals_the_per_candidate_search(name):
+    spec_, unknowns, where, ranges, values = CASES[name]
+    fast, exact = both(spec_, unknowns, where, ranges, **values)
+    assert fast.method.startswith("vectorised over ")
+    assert "(numpy, from the symbolic formulas;" in fast.method
+    assert fast.solutions == exact.solutions
+    assert fast.why == exact.why
+
+
+def test_the_cases_are_not_trivial():
+    """Each kind of rejection happens somewhere: solutions, invalid networks, no solution."""
+    counts = {}
+    for name, (spec_, unknowns, where, ranges, values) in CASES.items():
+        counts[name] = len(solve(spec_, unknowns, where, ranges, **values).solutions)
+    assert counts["conv1 J"] == 1 and counts["conv1 P, none"] == 0 and counts["quiz pool"] == 4
+    assert counts["ceil pool"] > 0 and counts["groups"] > 0 and counts["stride"] > 0
+    # the groups divide both channel counts: C and i multiples of 3 only
+    groups = solve(GROUPS, ["C", "i"], ["params <= 400"], {"C": (1, 24), "i": (1, 24)})
+    assert groups.solutions and all(s["C"] % 3 == 0 and s["i"] % 3 == 0 for s in groups.solutions)
+    # a pool's padding is at most half its kernel: P = 2 and 3 are refused for kernel 3
+    pool = solve(POOL_CEIL, ["J", "P"], ["output[1] >= 1"], {"J": (1, 20), "P": (0, 3)})
+    assert {s["P"] for s in pool.solutions} == {0, 1}
+
+
+def test_the_method_says_what_was_done():
+    result = solve(SPECS / "quiz_conv.yaml", ["P"], ["layers[0].output == [16, 32, 32]"],
+                   {"P": (0, 20)}, J=32, K=32, L=3, i=16, M=3, N=3, s=1)  # fmt: skip
+    assert result.solutions == [{"P": 1}]
+    assert result.method == ("vectorised over P in 0..20, 21 candidates (numpy, from the symbolic "
+                             "formulas; 1 with a value below 1 decided and 6 checked by the exact "
+                             "analysis)")  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- a property
+
+
+@st.composite
+def questions(draw):
+    """A small conv/pool/linear stack with one or two of J (input size), k (kernel), s
+    (stride), p (padding), c (out_channels) free, random ranges and random constraints."""
+    free = draw(st.lists(st.sampled_from("Jkspc"), min_size=1, max_size=2, unique=True))
+
+    def field(name: str, fixed):
+        return name if name in free and draw(st.booleans()) else fixed
+
+    layers = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["conv", "pool", "pool"]))
+        k = field("k", draw(st.integers(1, 3)))
+        if kind == "conv":
+            layers.append(conv(out_channels=field("c", draw(st.integers(1, 4))), kernel_size=k,
+                               stride=field("s", draw(st.integers(1, 3))),
+                               padding=field("p", draw(st.integers(0, 2)))))  # fmt: skip
+        else:
+            layers.append({"type": draw(st.sampled_from(["maxpool2d", "avgpool2d"])),
+                           "kernel_size": k, "stride": field("s", draw(st.integers(1, 3))),
+                           "padding": field("p", 0), "ceil_mode": draw(st.booleans())})  # fmt: skip
+    if draw(st.booleans()):
+        layers += [{"type": "flatten"}, {"type": "linear", "out_features": field("c", 3)}]
+    size = "J" if "J" in free else draw(st.integers(4, 12))
+    data = {"name": "q", "input": [2, size, size], "layers": layers}
+    used = [n for n in free if _mentions(data, n)]
+    if not used:
+        data["input"] = [2, "J", "J"]
+        used = ["J"]
+    data["symbols"] = {n: None for n in used}
+    ranges = {n: (draw(st.integers(0, 3)), draw(st.integers(4, 14 if n == "J" else 5)))
+              for n in used}  # fmt: skip
+    where = []
+    for _ in range(draw(st.integers(1, 2))):
+        ref = draw(st.sampled_from(["macs", "params", "neurons", "output[1]", "layers[0].params",
+                                    "layers[0].output[2]", "output[0]"]))  # fmt: skip
+        op = draw(st.sampled_from(["<=", ">", "==", "!=", ">="]))
+        where.append(f"{ref} {op} {draw(st.integers(0, 300 if 'output' not in ref else 6))}")
+    return data, used, where, ranges
+
+
+def _mentions(value, name: str) -> bool:
+    if isinstance(value, dict):
+        return any(_mentions(v, name) for k, v in value.items() if k != "name")
+    if isinstance(value, list):
+        return any(_mentions(v, name) for v in value)
+    return value == name
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(questions())
+def test_vectorised_equals_the_search_on_random_stacks(question):
+    data, unknowns, where, ranges = question
+    # polynomial questions in one symbol would go to solveset: compare the two searches
+    with mock.patch("archcalc.questions.solve._closed_form", return_value=None):
+        try:
+            fast = solve(data, unknowns, where, ranges)
+        except ArchcalcError as err:  # a question the search refuses too, with the same words
+            with pytest.raises(ArchcalcError) as caught:
+                slow(data, unknowns, where, ranges)
+            assert str(caught.value) == str(err)
+            return
+    exact = slow(data, unknowns, where, ranges)
+    if not fast.method.startswith("vectorised over "):
+        # only a reference the spec cannot answer (output[1] of a flat output) falls back
+        assert "the output has" in fast.method, fast.method
+    assert fast.solutions == exact.solutions
+    assert fast.why == exact.why
+
+
+# ----------------------------------------------------------------------------- falling back
+
+
+def test_a_disagreement_in_the_sample_falls_back_to_the_search():
+    real = vectorised._constraint
+
+    def wrong(compiler, lhs, op, rhs):  # every verdict of the arrays inverted
+        return compiler.logical("not", [real(compiler, lhs, op, rhs)])
+
+    with mock.patch.object(vectorised, "_constraint", wrong):
+        result = solve(SPECS / "solve_conv1.yaml", ["J"], CONV1, {"J": (150, 300)}, P=0)
+    assert result.solutions == [{"J": 227}]
+    assert result.method.startswith("bounded integer search over J in 150..300 (not vectorised: "
+                                    "the exact analysis disagrees at J=")  # fmt: skip
+
+
+def test_one_wrong_candidate_at_an_edge_is_caught():
+    """The sample holds the first and last solutions: a wrong last solution is seen."""
+    real = vectorised._run_block
+
+    def drop_last(block, unknowns, dtype, valid, holds, outcome, sample):
+        real(block, unknowns, dtype, valid, holds, outcome, sample)
+        c = tuple(outcome.solutions[-1].values())
+        sample.verdicts[c] = [False] * len(holds)  # claims the last solution fails
+
+    with mock.patch.object(vectorised, "_run_block", drop_last):
+        result = solve(SPECS / "quiz_pool.yaml", ["J", "K"], ["output == [8, 4, 5]"],
+                       {"J": (1, 20), "K": (1, 20)}, C=8, F=2, s=2)  # fmt: skip
+    assert "not vectorised: the exact analysis disagrees at J=9 K=11" in result.method
+
+
+def exact_answer(data, where_params, ranges):
+    """Brute force by hand: every (J, K) whose network is valid with params >= 300."""
+    found = []
+    for j in range(ranges["J"][0], ranges["J"][1] + 1):
+        for k in range(ranges["K"][0], ranges["K"][1] + 1):
+            try:
+                params = analyze(data, J=j, K=k).totals["params"]
+            except ArchcalcError:
+                continue
+            if where_params(params):
+                found.append({"J": j, "K": k})
+    return found
+
+
+def test_an_unsupported_formula_falls_back():
+    # 64/J channels: exact division by a symbol (1/J outside a floor) is not vectorised
+    data = spec(["J", "K"], [3, 16, 16], [conv(out_channels="64 / J", kernel_size="K")])
+    ranges = {"J": (1, 40), "K": (1, 3)}
+    result = solve(data, ["J", "K"], ["params >= 300"], ranges)
+    assert "(not vectorised: a power the evaluator does not take exactly" in result.method
+    want = exact_answer(data, lambda params: params >= 300, ranges)
+    assert result.solutions == want and {s["J"] for s in want} <= {1, 2, 4, 8}
+
+
+def test_an_unchecked_layer_type_falls_back():
+    data = spec(["J", "K"], [3, 8, 8], [{"type": "upsample", "scale_factor": "J"},
+                                        conv(kernel_size="K")])  # fmt: skip
+    ranges = {"J": (1, 6), "K": (1, 4)}
+    result = solve(data, ["J", "K"], ["params >= 100"], ranges)
+    assert "(not vectorised: layers[0]: a upsample layer with a free symbol in it)" in result.method
+    assert result.solutions == exact_answer(data, lambda params: params >= 100, ranges)
+    assert result.solutions
+
+
+def test_limits_name_the_method_that_ran():
+    data = spec(["J", "K"], [3, 16, 16], [conv(out_channels="64 / J", kernel_size="K")])
+    with pytest.raises(ArchcalcError, match=r"would try 160,000 candidates \(at most 100,000\) "
+                       r"\(not vectorised: a power"):  # fmt: skip
+        solve(data, ["J", "K"], ["params >= 300"], {"J": (1, 400), "K": (1, 400)})
+    with pytest.raises(
+        ArchcalcError, match=r"would try 16,000,000 candidates \(at most 10,000,000\)"
+    ):
+        solve(SPECS / "quiz_pool.yaml", ["J", "K"], ["output == [8, 4, 5]"],
+              {"J": (1, 4000), "K": (1, 4000)}, C=8, F=2, s=2)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- exactness
+
+
+def test_the_evaluator_is_exact_on_rounding_and_large_values():
+    import numpy as np
+    import sympy
+
+    from archcalc.language.expr import symbol
+
+    H, W = symbol("H"), symbol("W")
+    formulas = [
+        sympy.floor(H / 2 - sympy.Rational(1, 2)) + 1,  # floor((H - 1)/2) + 1
+        sympy.ceiling(H / 3 - W / 7) * W,
+        sympy.Mod(3 * H + W, 5),
+        sympy.Max(H - W, sympy.floor(W / 4)) - sympy.Min(H, 7),
+        sympy.Piecewise((1, sympy.Ge(2 * H, W + 3)), (0, True)) + H**2,
+        sympy.floor((H * W - 1) / 6) / 2,  # a half: kept as a fraction, not rounded
+    ]
+    bounds = {"H": (1, 40), "W": (1, 40)}
+    compiler = vectorised._Compiler(["H", "W"], bounds)
+    nodes = [compiler.value(f) for f in formulas]
+    env = {"H": np.arange(1, 41).reshape(40, 1), "W": np.arange(1, 41).reshape(1, 40)}
+    evaluate = vectorised._Evaluator(env)
+    for formula, node in zip(formulas, nodes):
+        values = np.broadcast_to(evaluate(node), (40, 40))
+        for h, w in [(1, 1), (2, 7), (7, 2), (13, 40), (40, 13), (39, 39), (5, 6)]:
+            want = formula.subs({H: h, W: w})
+            assert sympy.Rational(int(values[h - 1, w - 1]), node.den) == want, (formula, h, w)
+    # beyond int64: Python integers, still exact
+    big = H**5 * 10**15 + 1
+    compiler = vectorised._Compiler(["H"], {"H": (1, 10**6)})
+    node = compiler.value(big)
+    assert compiler.peak >= 1 << 62
+    values = vectorised._Evaluator({"H": np.array([10**6], dtype=object)})(node)
+    assert int(values[0]) == 10**45 + 1
+
+
+def test_products_beyond_int64_are_compared_exactly():
+    data = spec(["J"], ["J"], [{"type": "linear", "out_features": 10**15},
+                               {"type": "linear", "out_features": 10**15}])  # fmt: skip
+    where = ["macs > 1000", "layers[0].weights_per_neuron <= 8"]  # macs ~ 10**30: past int64
+    real, dtypes = vectorised._run_block, []
+
+    def spy(block, unknowns, dtype, *rest):
+        dtypes.append(dtype)
+        return real(block, unknowns, dtype, *rest)
+
+    with (mock.patch.object(vectorised, "_run_block", spy),
+          mock.patch("archcalc.questions.solve._closed_form", return_value=None)):  # fmt: skip
+        fast = solve(data, ["J"], where, {"J": (1, 12)})
+    exact = slow(data, ["J"], where, {"J": (1, 12)})
+    assert dtypes == ["object"] and fast.method.startswith("vectorised")
+    assert fast.solutions == exact.solutions == [{"J": j} for j in range(1, 8)]
+
+
+def test_an_unreadable_assumption_falls_back():
+    with pytest.raises(vectorised.Unsupported, match="cannot read the assumption"):
+        vectorised._assumption(vectorised._Compiler(["J"], {"J": (1, 5)}), "J is even")
+
+
+# ----------------------------------------------------------------------------- ResNet-50
+
+
+def resnet50_hw() -> dict:
+    data = yaml.safe_load((SPECS / "zoo" / "resnet50.yaml").read_text())
+    assert data["input"] == [3, 224, 224]  # the spec is numeric: make H and W free
+    data["input"], data["symbols"] = [3, "H", "W"], {"H": None, "W": None}
+    data.pop("expect", None)
+    return data
+
+
+def test_resnet50_input_sizes_under_the_macs_at_224():
+    data = resnet50_hw()
+    macs = analyze(data, H=50, W=50).totals["macs"]
+    where = [f"macs <= {macs}", "layers[0].output[1] != 25"]  # conv1 gives 25 at 49 and 50
+    ranges = {"H": (40, 60), "W": (40, 60)}
+    fast, exact = both(data, ["H", "W"], where, ranges)
+    assert fast.method.startswith("vectorised over H in 40..60, W in 40..60, 441 candidates")
+    assert fast.solutions == exact.solutions
+    assert 0 < len(fast.solutions) < 441
+
+
+def test_solving_does_not_import_numpy_before_it_is_needed():
+    code = ("import sys; from archcalc import analyze; analyze('specs/lenet5.yaml'); "
+            "print('numpy' in sys.modules, 'sympy' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    assert out.split() == ["False", "False"]
