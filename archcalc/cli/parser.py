@@ -204,6 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_values(memory)
     memory.add_argument("--json", action="store_true", help="print JSON")
 
+    conventions = commands.add_parser(
+        "conventions", help="the MAC/FLOP total each peer tool prints, and why it differs",
+        description="For torchinfo, fvcore, ptflops (both backends), thop, calflops and "
+        "torchscan: the total each prints for the spec's network at batch 1, rebuilt from the "
+        "spec alone, its difference from archcalc's MACs and the layer types that make it; then "
+        "the published conventions (torchvision's GFLOPS, FLOPs = 2 x MACs, FLOPs with bias "
+        "and element-wise ops).",
+    )  # fmt: skip
+    conventions.add_argument("spec", metavar="SPEC", help="a YAML or JSON spec file")
+    _add_values(conventions)
+    conventions.add_argument("--json", action="store_true", help="print JSON")
+
     draw = commands.add_parser(
         "draw", help="pictures: the network, or one layer's convolution arithmetic (SVG or PNG)",
         description="Draw the network as lectures draw LeNet: feature-map blocks to scale with "

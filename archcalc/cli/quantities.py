@@ -237,5 +237,25 @@ def _draw(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _conventions(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from archcalc.quantities.conventions import conventions
+    from archcalc.render.conventions import conventions_table
+
+    analysis = _analysis(args, parser)
+    try:
+        figures = conventions(analysis)
+    except ArchcalcError as err:
+        raise err.at(file=args.spec) from None
+    macs = int(analysis.totals["macs"])
+    if args.json:
+        data = {"spec": analysis.spec.name, "macs": macs,
+                "figures": [figure.to_dict() for figure in figures]}  # fmt: skip
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        sys.stdout.write(conventions_table(analysis.spec.name, macs, figures))
+    return 0
+
+
 COMMANDS = {"analyze": _analyze, "explain": _explain, "init": _init, "schema": _schema,
-            "solve": _solve, "style": _style, "rf": _rf, "memory": _memory, "augment": _augment, "draw": _draw}  # fmt: skip
+            "solve": _solve, "style": _style, "rf": _rf, "memory": _memory, "augment": _augment, "draw": _draw,
+            "conventions": _conventions}  # fmt: skip
