@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -171,6 +172,11 @@ ONE_MODEL = (
 )
 
 
+#: With the bytecode cache, as an installed package has it (this machine sets
+#: PYTHONDONTWRITEBYTECODE, which would compile archcalc's modules on every run).
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def bench_cli(runs: int = 15) -> None:
     commands = {
         "archcalc analyze specs/lenet5.yaml": [sys.executable, "-m", "archcalc.cli", "analyze",
@@ -182,7 +188,7 @@ def bench_cli(runs: int = 15) -> None:
     for _ in range(runs):  # interleaved, so that machine noise hits all alike
         for name, command in commands.items():
             start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+            subprocess.run(command, check=True, capture_output=True, cwd=ROOT, env=CHILD_ENV)
             times[name].append(time.perf_counter() - start)
     medians = {name: statistics.median(values) for name, values in times.items()}
     base = medians["python -c 'import pydantic, yaml'"]

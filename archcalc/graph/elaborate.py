@@ -14,19 +14,21 @@ Paths name places in the expanded network: ``layers[4].body[2]``; iteration
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from archcalc import collector
 from archcalc.errors import ArchcalcError, SpecWarning
 from archcalc.graph.graph import Graph, Group, Node
 from archcalc.language import conditions, expr
-from archcalc.language.fields import ACTIVATION_TYPES, FIELD_MINIMUM
-from archcalc.language.layer_types import BUILTIN_TYPES
+from archcalc.language.fast import LAYER_TYPES as BUILTIN_TYPES
 from archcalc.language.loader import load_spec
 from archcalc.language.references import child_lists
-from archcalc.language.spec import Spec
+from archcalc.language.values import ACTIVATION_TYPES, FIELD_MINIMUM
 from archcalc.layers.registry import rule_for
 from archcalc.layers.rules import Note, shape_text
+
+if TYPE_CHECKING:
+    from archcalc.language.spec import Spec
 
 Value = expr.Value
 #: Nodes (and composite items) a spec may expand to, repeats and blocks included.
@@ -96,7 +98,7 @@ class Scope:
                 )  # fmt: skip
             scope = scope.parent
         known = sorted(self.visible())
-        from archcalc.language.fields import suggest
+        from archcalc.language.values import suggest
 
         raise ArchcalcError(
             f"unknown tensor name {name!r}{suggest(name, known)}; visible here: "

@@ -23,7 +23,7 @@ from typing import Any
 from archcalc.errors import ArchcalcError
 from archcalc.init import activations
 from archcalc.language.expr import product, to_text
-from archcalc.language.fields import ACTIVATION_TYPES
+from archcalc.language.values import ACTIVATION_TYPES
 from archcalc.quantities.analysis import Analysis, Row
 
 SCHEMES = ("recommended", "kaiming", "kaiming_out", "xavier", "lecun", "torch_default")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag
 
 from archcalc.language.fields import (
     ActivationName,
@@ -20,6 +20,7 @@ from archcalc.language.fields import (
     Probability,
     SizeExpr,
     TensorName,
+    item_check,
 )
 
 
@@ -301,17 +302,7 @@ class Activation(Layer):
         None, description="softmax / log_softmax: the per-sample dimension (default 0)."
     )
 
-    _OWNERS: ClassVar = {"negative_slope": ("leaky_relu",), "alpha": ("elu",),
-                         "beta": ("softplus",), "threshold": ("softplus",),
-                         "min_val": ("hardtanh",), "max_val": ("hardtanh",),
-                         "dim": ("softmax", "log_softmax")}  # fmt: skip
-
-    @model_validator(mode="after")
-    def _fields_match_type(self) -> Activation:
-        for name, owners in self._OWNERS.items():
-            if getattr(self, name) is not None and self.type not in owners:
-                raise ValueError(f"{name} applies to {' and '.join(owners)} only, not {self.type}")
-        return self
+    _fields_match_type = item_check("activation_fields")
 
 
 class PReLU(Layer):
@@ -395,11 +386,7 @@ class Upsample(Layer):
     )
     align_corners: Optional[bool] = Field(None, description="As in torch (linear modes only).")
 
-    @model_validator(mode="after")
-    def _one_of(self) -> Upsample:
-        if (self.size is None) == (self.scale_factor is None):
-            raise ValueError("give exactly one of size and scale_factor")
-        return self
+    _one_of = item_check("size_or_scale_factor")
 
 
 class PixelShuffle(Layer):
@@ -431,11 +418,7 @@ class CenterCrop(Layer):
         description="Crop to the spatial size of this named tensor (U-Net: the up-sampled map).",
     )
 
-    @model_validator(mode="after")
-    def _one_of(self) -> CenterCrop:
-        if (self.size is None) == (self.like is None):
-            raise ValueError("give exactly one of size and like")
-        return self
+    _one_of = item_check("size_or_like")
 
 
 class Mean(Layer):
@@ -511,11 +494,7 @@ class Concat(Layer):
     )
     dim: int = Field(0, description="The per-sample dimension (0: channels).")
 
-    @model_validator(mode="after")
-    def _one_form(self) -> Concat:
-        if (self.branches is None) == (self.inputs is None):
-            raise ValueError("give exactly one of branches and inputs")
-        return self
+    _one_form = item_check("branches_or_inputs")
 
 
 class Residual(Layer):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from archcalc.errors import ArchcalcError
 from archcalc.language import conditions, expr
-from archcalc.language.fields import ACTIVATION_TYPES, PADDING_WORDS, suggest
+from archcalc.language.values import ACTIVATION_TYPES, PADDING_WORDS, suggest
 
 if TYPE_CHECKING:
     from archcalc.language.spec import Spec
@@ -86,7 +86,7 @@ def expressions(layer) -> Iterator[tuple[str, str]]:
 
 def check_references(spec: Spec) -> None:
     """Raise ArchcalcError for the first reference problem in ``spec``."""
-    from archcalc.language.layer_types import BUILTIN_TYPES
+    from archcalc.language.fast import LAYER_TYPES as BUILTIN_TYPES
 
     for name in list(spec.symbols) + [p for block in spec.blocks.values() for p in block.params]:
         if name in expr.RESERVED_NAMES or name in ACTIVATION_TYPES:
@@ -142,7 +142,7 @@ def _check_names(text: str, scope: frozenset[str], path: str, index: int | None 
 
 def _check_list(spec: Spec, layers: list, prefix: str, scope: frozenset, params: frozenset,
                 calls: set) -> None:  # fmt: skip
-    from archcalc.language.layer_types import BUILTIN_TYPES
+    from archcalc.language.fast import LAYER_TYPES as BUILTIN_TYPES
 
     local = scope | frozenset(expr.INPUT_SIZE_NAMES)
     for index, layer in enumerate(layers):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr
 
 from archcalc.language import expr
 from archcalc.language.fields import (
@@ -21,6 +21,7 @@ from archcalc.language.fields import (
     Model,
     SymbolName,
     TensorName,
+    item_check,
     suggest,
 )
 from archcalc.language.layer_types import (
@@ -129,9 +130,4 @@ class Spec(Model):
     #: id of each layer item -> the line of its YAML file where it is written (messages).
     _lines: dict[int, int] = PrivateAttr(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _check_names(self) -> Spec:
-        from archcalc.language.references import check_references
-
-        check_references(self)
-        return self
+    _check_names = item_check("spec_references")

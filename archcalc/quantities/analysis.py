@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from archcalc import collector
 from archcalc.errors import ArchcalcError, SpecWarning
 from archcalc.graph.elaborate import MAX_EXPANDED_LAYERS, elaborate
 from archcalc.graph.graph import Graph, Group, Node
 from archcalc.language import expr
-from archcalc.language.spec import Spec
 from archcalc.layers.registry import answer, rule_for
+
+if TYPE_CHECKING:
+    from archcalc.language.spec import Spec
 
 Value = expr.Value
 TOTAL_KEYS = ("params", "neurons", "connections", "macs", "flops")

@@ -30,14 +30,17 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archcalc.errors import ArchcalcError
 from archcalc.language import expr
 from archcalc.language.loader import load_spec
-from archcalc.language.spec import Spec
+from archcalc.language.values import is_spec
 from archcalc.layers import formulas as f
 from archcalc.quantities.analysis import Analysis, analyze
+
+if TYPE_CHECKING:
+    from archcalc.language.spec import Spec
 
 QUANTITIES = (
     "output",
@@ -206,7 +209,7 @@ def solve(spec: Any, unknowns: list[str], where: list[str], ranges: dict[str, tu
     ``batch`` may be an unknown (the batch size of ``memory.*`` references) unless the spec
     declares a symbol of that name.
     """
-    spec = load_spec(spec) if not isinstance(spec, Spec) else spec
+    spec = spec if is_spec(spec) else load_spec(spec)
     memory = memory or MemoryOptions()
     for name in unknowns:
         if name == BATCH and name not in spec.symbols:
