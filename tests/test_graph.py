@@ -3,6 +3,8 @@ input sizes in expressions; and elaboration of the tree sugar into the same grap
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from archcalc import analyze
@@ -10,6 +12,8 @@ from archcalc.errors import ArchcalcError
 from archcalc.graph.elaborate import elaborate
 from archcalc.language.expr import evaluate_text, make_divisible
 from tests.conftest import spec
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SE_BLOCK = [
     {"name": "x", "type": "conv2d", "out_channels": 32, "kernel_size": 3, "padding": 1,
@@ -262,3 +266,27 @@ def test_center_crop_like_a_named_tensor():
         assert a.row("skip").output == (4, up, up) and a.output == (8, up, up)
     with pytest.raises(ArchcalcError, match="give exactly one of size and like"):
         analyze(spec([{"type": "center_crop", "size": 2, "like": "input"}], [1, 4, 4]))
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((ROOT / "specs").glob("*.yaml")) + sorted((ROOT / "specs" / "zoo").glob("*.yaml")),
+    ids=lambda p: p.name,
+)
+@pytest.mark.parametrize("symbolic", [False, True], ids=["numeric", "symbolic"])
+def test_reused_leaf_answers_change_nothing(path, symbolic, monkeypatch):
+    """The leaf memo (archcalc.graph.memo) gives the graph the walk without it gives: every
+    node's path, name, type, hyperparameters, inputs and shape, every row, every warning."""
+    from archcalc.graph import memo
+
+    def snapshot():
+        try:
+            a = analyze(path, symbolic=symbolic)
+        except ArchcalcError as err:
+            return str(err)
+        nodes = [(n.path, n.name, n.type, dict(n.hyper), n.inputs, n.shape) for n in a.graph.nodes]
+        return nodes, [r.to_dict() for r in a.rows], [str(w) for w in a.warnings], a.assumptions
+
+    fast = snapshot()
+    monkeypatch.setattr(memo, "ENABLED", False)
+    assert snapshot() == fast

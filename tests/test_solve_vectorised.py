@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archcalc import ArchcalcError, analyze
-from archcalc.questions import vectorised
+from archcalc.questions import compiled, vectorised
 from archcalc.questions.solve import solve
 from tests.conftest import ROOT, SPECS
 
@@ -304,10 +304,10 @@ def test_the_evaluator_is_exact_on_rounding_and_large_values():
         sympy.floor((H * W - 1) / 6) / 2,  # a half: kept as a fraction, not rounded
     ]
     bounds = {"H": (1, 40), "W": (1, 40)}
-    compiler = vectorised._Compiler(["H", "W"], bounds)
+    compiler = compiled.Compiler(["H", "W"], bounds)
     nodes = [compiler.value(f) for f in formulas]
     env = {"H": np.arange(1, 41).reshape(40, 1), "W": np.arange(1, 41).reshape(1, 40)}
-    evaluate = vectorised._Evaluator(env)
+    evaluate = compiled.Evaluator(env)
     for formula, node in zip(formulas, nodes):
         values = np.broadcast_to(evaluate(node), (40, 40))
         for h, w in [(1, 1), (2, 7), (7, 2), (13, 40), (40, 13), (39, 39), (5, 6)]:
@@ -315,10 +315,10 @@ def test_the_evaluator_is_exact_on_rounding_and_large_values():
             assert sympy.Rational(int(values[h - 1, w - 1]), node.den) == want, (formula, h, w)
     # beyond int64: Python integers, still exact
     big = H**5 * 10**15 + 1
-    compiler = vectorised._Compiler(["H"], {"H": (1, 10**6)})
+    compiler = compiled.Compiler(["H"], {"H": (1, 10**6)})
     node = compiler.value(big)
     assert compiler.peak >= 1 << 62
-    values = vectorised._Evaluator({"H": np.array([10**6], dtype=object)})(node)
+    values = compiled.Evaluator({"H": np.array([10**6], dtype=object)})(node)
     assert int(values[0]) == 10**45 + 1
 
 
@@ -342,7 +342,7 @@ def test_products_beyond_int64_are_compared_exactly():
 
 def test_an_unreadable_assumption_falls_back():
     with pytest.raises(vectorised.Unsupported, match="cannot read the assumption"):
-        vectorised._assumption(vectorised._Compiler(["J"], {"J": (1, 5)}), "J is even")
+        vectorised._assumption(compiled.Compiler(["J"], {"J": (1, 5)}), "J is even")
 
 
 # ----------------------------------------------------------------------------- ResNet-50

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from archcalc import collector
 from archcalc.errors import ArchcalcError, SpecWarning
 from archcalc.graph.graph import Graph, Group, Node
+from archcalc.graph.memo import LeafMemo
 from archcalc.language import conditions, expr
 from archcalc.language.fast import LAYER_TYPES as BUILTIN_TYPES
 from archcalc.language.loader import load_spec
@@ -184,6 +185,7 @@ class _Elaborator:
         self.deferred: list[ArchcalcError] = []
         self.located = 0  # how many of them have their item's line and name
         self.items: list[tuple[int | None, str | None]] = []  # (line, name) of enclosing items
+        self.memo = LeafMemo()
 
     def together(self, err: ArchcalcError) -> ArchcalcError:
         """The deferred errors, then ``err`` if it is not one of them, as one error."""
@@ -527,13 +529,34 @@ class _Elaborator:
             own = Scope(names={"input": (x, path)})
             x, done = self.sequence(block, x, f"{path}.layers", inner, own)
             return x, (tuple(done),)
+        key = self.memo.key(layer, item_env, tuple(self.nodes[i].shape for i in inputs))
+        if key is not None and key in self.memo.answers:
+            return self.replay(self.memo.answers[key], layer.name, inputs, path), ()
+        marks = (len(self.warnings), len(self.assumptions), len(self.deferred))
         h = self.resolve(layer, item_env, path)
         if h.get("like") is not None:  # center_crop to another tensor's spatial size
             h["size"] = tuple(self.nodes[scope.lookup(h["like"], f"{path}.like")].shape[1:])
         out = self.node(h, layer.name, inputs, path)
+        first = len(self.nodes) - 1
         if h.get("activation") is not None:
             out = self.activation(h["activation"], out, path)
+        if key is not None and marks == (len(self.warnings), len(self.assumptions),
+                                         len(self.deferred)):  # fmt: skip
+            self.memo.answers[key] = tuple((dict(n.hyper), n.shape) for n in self.nodes[first:])
         return out, ()
+
+    def replay(self, answer: tuple, name: str | None, inputs: tuple[int, ...], path: str) -> int:
+        """The nodes of an earlier, equal leaf item (see :mod:`archcalc.graph.memo`); they
+        share one hyperparameter dict, which no pass writes to."""
+        for i, (h, shape) in enumerate(answer):
+            if len(self.nodes) > MAX_EXPANDED_LAYERS:
+                self._too_many(path)
+            node = Node(len(self.nodes), path if i == 0 else f"{path}.activation",
+                        name if i == 0 else None, h["type"], h,
+                        inputs if i == 0 else (len(self.nodes) - 1,), shape)  # fmt: skip
+            self.nodes.append(node)
+        self._locate()
+        return len(self.nodes) - 1
 
     def residual(self, layer: Any, x: int, path: str, env, scope: Scope) -> tuple[int, tuple]:
         body, body_groups = self.sequence(layer.body, x, f"{path}.body", env, Scope(scope))

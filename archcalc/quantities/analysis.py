@@ -209,6 +209,8 @@ def count(graph: Graph) -> Analysis:
     nodes = graph.nodes
     rows: list[Row] = []
     dead: list[str] = []
+    # Nodes replayed from an equal leaf item share their hyperparameter dict: one answer.
+    answers: dict[tuple, Any] = {}
     for node in nodes:
         if not node.shown or node.type == "input":
             continue
@@ -223,7 +225,10 @@ def count(graph: Graph) -> Analysis:
             inp = first = ()
         else:
             inp = first = nodes[node.inputs[0]].shape
-        a = answer(rule, node.hyper, inp, node.shape)
+        key = (id(node.hyper), inp)
+        a = answers.get(key)
+        if a is None:
+            a = answers[key] = answer(rule, node.hyper, inp, node.shape)
         rows.append(Row(node.path, node.name, node.type, first, node.shape, a.weights_per_neuron,
                         a.neurons, a.connections, a.params, a.macs, a.fan_in, a.fan_out,
                         node.hyper, node.id))  # fmt: skip
