@@ -189,3 +189,14 @@ def test_analyze_does_not_build_the_pydantic_models():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.split() == ["0", "False"], out.stderr
+
+
+def test_isinstance_holds_for_the_model_a_fast_item_stands_for():
+    import archcalc
+    from archcalc.language.layer_types import Conv, Layer, Linear
+
+    spec = archcalc.load_spec(ROOT / "specs" / "lenet5.yaml")
+    assert type(spec).__module__ == "archcalc.language.fast"
+    assert isinstance(spec, archcalc.Spec) and not isinstance(spec.layers[0], archcalc.Spec)
+    assert isinstance(spec.layers[0], Conv) and isinstance(spec.layers[0], Layer)
+    assert not isinstance(spec.layers[0], Linear)

@@ -37,6 +37,7 @@ class Item(values.SpecObject):
 
     __slots__ = ("__dict__", "__pydantic_extra__")
     FIELDS: tuple[str, ...] = ()
+    MODEL_NAMES: frozenset[str] = frozenset()
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is frozen: cannot set {name!r}")
@@ -65,6 +66,7 @@ def _make_classes() -> dict[str, type[Item]]:
         namespace: dict[str, Any] = {"__slots__": ("_lines",) if name == "Spec" else ()}
         namespace.update(entry["constants"])
         namespace["FIELDS"] = tuple(field for field, _, _ in entry["fields"])
+        namespace["MODEL_NAMES"] = frozenset(entry["names"])  # isinstance(item, Conv) holds
         namespace["__module__"] = __name__
         classes[name] = type(name, (Item,), namespace)
     return classes

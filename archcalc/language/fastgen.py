@@ -147,8 +147,13 @@ def model_entry(cls: type[BaseModel]) -> dict[str, Any]:
         extra_rule = rule(value)
     elif extra != "forbid":
         slow.append(f"extra={extra!r}")
+    from archcalc.language.fields import Model
+
     return {
         "fields": tuple(fields),
+        "names": tuple(
+            c.__name__ for c in cls.__mro__ if isinstance(c, type) and issubclass(c, Model)
+        ),
         "extra": extra_rule,
         "constants": {k: getattr(cls, k) for k in CLASS_CONSTANTS if hasattr(cls, k)},
         "checks": tuple(c for c in checks if c),

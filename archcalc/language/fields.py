@@ -129,7 +129,17 @@ ActivationRef = Annotated[
 ]
 
 
-class Model(BaseModel, SpecObject):
+class _ModelMeta(type(BaseModel)):  # type: ignore[misc]
+    """``isinstance(item, Conv)`` also holds for the fast reader's item of that model (its
+    class records the model's names, :mod:`archcalc.language.fast`)."""
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        if super().__instancecheck__(instance):
+            return True
+        return cls.__name__ in getattr(type(instance), "MODEL_NAMES", ())
+
+
+class Model(BaseModel, SpecObject, metaclass=_ModelMeta):
     """Base of every spec model: frozen, unknown keys rejected."""
 
     # Deferred: the recursive layer union is then generated once, inside Spec, not once per
