@@ -144,7 +144,7 @@ def leave() -> None:
 def shard(count: int, rank: int, size: int) -> torch.Tensor:
     """Rank ``rank``'s indices of ``count`` samples: every ``size``-th from ``rank`` (the
     data are already in a fixed random order). Disjoint, and together all of them."""
-    return torch.arange(rank, count, size)
+    return torch.arange(count)[rank::size]  # empty where rank >= count
 
 
 def local_batch(batch_size: int, rank: int, size: int) -> int:
