@@ -200,7 +200,7 @@ def launch(argv: Sequence[str], nproc: int) -> int:
     """Run ``archcalc ARGV`` as ``nproc`` processes (torchrun's launcher); rank 0's status.
 
     A failed process becomes one ArchcalcError line: the first failure's own message."""
-    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -218,6 +218,8 @@ def launch(argv: Sequence[str], nproc: int) -> int:
                 elastic_launch(config, sys.executable)("-m", "archcalc", *argv)
         except ChildFailedError as err:
             raise ArchcalcError(f"--nproc {nproc}: {_failure(err)}") from None
+        except SignalException:  # Ctrl-C or a kill: the launcher stopped the processes
+            raise KeyboardInterrupt from None
         finally:
             if saved is None:
                 os.environ.pop(STATUS_ENV, None)
@@ -231,14 +233,20 @@ def launch(argv: Sequence[str], nproc: int) -> int:
 
 
 class _quiet_launcher:
-    """torch's launcher logs its configuration and each worker's exit at INFO and WARNING;
-    the report and a one-line error say what matters."""
+    """torch's launcher logs its configuration and each worker's exit (INFO and WARNING, each
+    of its modules' loggers at its own level); the report and a one-line error say what
+    matters."""
+
+    PREFIXES = ("torch.distributed.elastic", "torch.distributed.launcher")
 
     def __enter__(self) -> None:
         import logging
 
-        self.loggers = [logging.getLogger(name) for name in ("torch.distributed.elastic",
-                        "torch.distributed.launcher")]  # fmt: skip
+        import torch.distributed.elastic.agent.server.local_elastic_agent  # noqa: F401 (loggers)
+
+        names = [name for name in logging.root.manager.loggerDict
+                 if name.startswith(self.PREFIXES)]  # fmt: skip
+        self.loggers = [logging.getLogger(name) for name in names]
         self.levels = [logger.level for logger in self.loggers]
         for logger in self.loggers:
             logger.setLevel(logging.CRITICAL)
