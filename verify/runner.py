@@ -15,8 +15,10 @@ from archcalc.init.recommend import SCHEMES
 from archcalc.language.expr import product
 from archcalc.language.loader import load_spec
 from archcalc.quantities.analysis import Analysis, analyze
+from verify import distributed
 from verify.build import build
 from verify.checks import Check, mac_checks, param_checks, shape_checks, torchinfo_checks
+from verify.distributed import World
 from verify.initcheck import apply_scheme, init_checks
 from verify.train import TrainResult, train, training_checks
 
@@ -31,7 +33,12 @@ class VerifyResult:
     compare: dict[str, TrainResult] = field(default_factory=dict)
     predictions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    threads: int = 0  # torch's intra-op threads on the CPU (0: not set, a GPU run)
+    threads: int = 0  # torch's intra-op threads on the CPU (0: not set, a GPU run), a process
+    #: training processes (torch.distributed: ``--nproc`` or torchrun) and their backend
+    #: ("": one process, no process group); ``batch_size``: the global batch.
+    processes: int = 1
+    backend: str = ""
+    batch_size: int = 0
     threads_why: str = ""
     #: CPU-clock seconds of the phases: imports (torch and friends, measured by the caller),
     #: checks (build, checks 1-9, init), training (every training run, datasets included).
@@ -49,6 +56,9 @@ class VerifyResult:
             "checks": [check.to_dict() for check in self.checks],
             "training": None,
             "notes": list(self.notes),
+            "processes": self.processes,
+            "backend": self.backend or None,
+            "batch_size": self.batch_size,
             "threads": self.threads or None,
             "threads_why": self.threads_why or None,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
@@ -82,12 +92,12 @@ def pick_device(name: str) -> torch.device:
 SMALL_STEP_MACS = 2e9
 
 
-def pick_threads(
-    analysis: Analysis, batch_size: int, requested: int | None = None
-) -> tuple[int, str]:
+def pick_threads(analysis: Analysis, batch_size: int, requested: int | None = None,
+                 processes: int = 1) -> tuple[int, str]:  # fmt: skip
     """torch's intra-op threads for a CPU run, and why: one for small models (or few cores),
-    else torch's own default (the physical cores it found)."""
-    default = torch.get_num_threads()
+    else torch's own default (the physical cores it found); with ``processes`` training
+    processes on the machine, each takes its share of the cores (at least one).
+    ``batch_size`` is one process's batch."""
     if requested is not None:
         if requested < 1:
             raise ArchcalcError(f"--threads: expected a positive integer. Received: {requested}")
@@ -96,7 +106,21 @@ def pick_threads(
     if step < SMALL_STEP_MACS:
         return 1, (f"a training step is {step / 1e9:.2g} G MACs, below {SMALL_STEP_MACS / 1e9:g} G "
                    "where more threads cost more than they save")  # fmt: skip
-    return default, f"torch's default: a training step is {step / 1e9:.3g} G MACs"
+    if processes > 1:
+        cores = _cores()
+        return max(1, cores // processes), (f"{cores} cores shared by {processes} processes: a "
+                                            f"training step is {step / 1e9:.3g} G MACs")  # fmt: skip
+    return torch.get_num_threads(), f"torch's default: a training step is {step / 1e9:.3g} G MACs"
+
+
+def _cores() -> int:
+    """The CPUs this process may run on (torchrun sets OMP_NUM_THREADS=1 in its workers, so
+    torch's own count no longer says)."""
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _init_batch(analysis: Analysis) -> int:
@@ -107,11 +131,18 @@ def _init_batch(analysis: Analysis) -> int:
 def run(spec: Any, values: dict[str, int] | None = None, *, device: str = "auto", steps: int = 200,
         batch_size: int = 64, data: str = "digits", seed: int = 0, lr: float = 0.01,
         schemes: list[str] | None = None, seeds: int = 4, compare: list[str] | None = None,
-        progress: bool = True, threads: int | None = None) -> VerifyResult:  # fmt: skip
+        progress: bool = True, threads: int | None = None,
+        world: World | None = None) -> VerifyResult:  # fmt: skip
     """Build ``spec`` in PyTorch and run every check (and the init comparison if asked).
 
     On the CPU, torch's thread count is chosen for the model (:func:`pick_threads`) unless
-    ``threads`` is given; it is restored afterwards."""
+    ``threads`` is given; it is restored afterwards.
+
+    ``world`` (a process of a torchrun job, :func:`verify.distributed.environment`): the
+    process joins the process group and trains its shard under DistributedDataParallel, then
+    leaves the group; rank 0 alone then runs the static checks, and the other ranks return a
+    result with the training only. Training runs first so that no rank waits on rank 0's
+    checks in a collective."""
     if isinstance(spec, Analysis):
         analysis = spec
     else:
@@ -120,48 +151,77 @@ def run(spec: Any, values: dict[str, int] | None = None, *, device: str = "auto"
     if analysis.symbolic:
         raise ArchcalcError("verify needs numbers; give every symbol a value (--set NAME=VALUE)")
     dev = pick_device(device)
-    result = VerifyResult(analysis.spec.name, str(dev))
+    share = batch_size
+    if world is not None:
+        distributed.check_batch(batch_size, world.size)
+        dev = distributed.place(dev, world)
+        share = distributed.local_batch(batch_size, 0, world.size)
+    result = VerifyResult(analysis.spec.name, str(dev), batch_size=batch_size)
+    if world is not None:
+        result.processes, result.backend = world.size, distributed.backend(dev)
     before = torch.get_num_threads()
     if dev.type == "cpu":
-        result.threads, result.threads_why = pick_threads(analysis, batch_size, threads)
+        result.threads, result.threads_why = pick_threads(
+            analysis, share, threads, world.local_size if world is not None else 1
+        )
         torch.set_num_threads(result.threads)
+    options = (steps, batch_size, data, seed, lr, compare)
     try:
-        _run(analysis, result, dev, steps, batch_size, data, seed, lr, schemes, seeds, compare,
-             progress)  # fmt: skip
+        if world is None:
+            _checks(analysis, result, dev, seed, schemes, seeds)
+            _training(analysis, result, dev, *options, progress=progress)
+        else:
+            distributed.join(world, dev)
+            _training(analysis, result, dev, *options, progress=progress and world.main,
+                      world=world)  # fmt: skip
+            distributed.leave()
+            if world.main:
+                _checks(analysis, result, dev, seed, schemes, seeds)
     finally:
         torch.set_num_threads(before)
     return result
 
 
-def _run(analysis: Analysis, result: VerifyResult, dev, steps: int, batch_size: int, data: str,
-         seed: int, lr: float, schemes, seeds: int, compare, progress: bool) -> None:  # fmt: skip
+def _checks(analysis: Analysis, result: VerifyResult, dev: torch.device, seed: int, schemes,
+            seeds: int) -> None:  # fmt: skip
+    """Checks 1-5 and 7-9, everything but training: put before any training checks."""
     import time
 
     start = time.process_time()
+    checks: list[Check] = []
     torch.manual_seed(seed)
     model = build(analysis, device=dev)
-    result.checks += shape_checks(analysis, model, dev)
-    result.checks += param_checks(analysis, model)
-    result.checks += mac_checks(analysis, model, dev)
-    result.checks += torchinfo_checks(analysis, model, dev)
+    checks += shape_checks(analysis, model, dev)
+    checks += param_checks(analysis, model)
+    checks += mac_checks(analysis, model, dev)
+    checks += torchinfo_checks(analysis, model, dev)
     from verify.rfcheck import rf_checks
 
-    result.checks += rf_checks(analysis)
+    checks += rf_checks(analysis)
     from verify.memcheck import memory_checks
 
     memory, notes = memory_checks(analysis, model, dev)
-    result.checks += memory
-    result.notes += notes
+    checks += memory
     if analysis.spec.source is not None:  # imported: the same function as the module
         from verify.source import source_checks
 
-        result.checks += source_checks(analysis, model, dev)
+        checks += source_checks(analysis, model, dev)
     if propagate(analysis).layers:
         init, curves = init_checks(analysis, model, schemes or list(SCHEMES), dev, seeds=seeds,
                                    batch=_init_batch(analysis))  # fmt: skip
-        result.checks += init
+        checks += init
         result.init_curves = curves
-    result.seconds["checks"] = time.process_time() - start
+    result.checks[:0] = checks
+    result.notes[:0] = notes
+    result.seconds = {"checks": time.process_time() - start, **result.seconds}
+
+
+def _training(analysis: Analysis, result: VerifyResult, dev: torch.device, steps: int,
+              batch_size: int, data: str, seed: int, lr: float, compare, *, progress: bool,
+              world: World | None = None) -> None:  # fmt: skip
+    """Check 6, and the training runs of ``--compare-init``."""
+    import time
+
     start = time.process_time()
     dataset = None
     if steps > 0 or compare:
@@ -177,21 +237,22 @@ def _run(analysis: Analysis, result: VerifyResult, dev, steps: int, batch_size: 
             result.notes.append(f"training skipped: it needs a flat output of at least {dataset.classes} "
                                 f"units (one per class of {dataset.name}); the output is {list(output)}")  # fmt: skip
             steps, compare = 0, []
+    notes: list[str] = []
+    options = {"lr": lr, "seed": seed, "progress": progress, "world": world, "notes": notes}
     if steps > 0:
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # every rank: the same initial weights
         model = build(analysis, device=dev)
         _initialise(model, analysis, "recommended")
-        result.training = train(
-            model, dataset, steps, batch_size, lr=lr, seed=seed, progress=progress
-        )
+        result.training = train(model, dataset, steps, batch_size, **options)
         result.checks += training_checks(result.training, dataset.classes)
     for scheme in compare or []:
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # every rank: the same initial weights
         model = build(analysis, device=dev)
         _initialise(model, analysis, scheme)
         result.predictions[scheme] = propagate(analysis, scheme).verdict
         result.compare[scheme] = train(model, dataset, steps if steps > 0 else 400, batch_size,
-                                       lr=lr, seed=seed, scheme=scheme, progress=progress)  # fmt: skip
+                                       scheme=scheme, **options)  # fmt: skip
+    result.notes += list(dict.fromkeys(notes))
     result.seconds["training"] = time.process_time() - start
 
 
@@ -210,7 +271,7 @@ def table(result: VerifyResult, verbose: bool = False) -> str:
     kinds: dict[str, list[Check]] = {}
     for check in result.checks:
         kinds.setdefault(check.name.split(":", 1)[0], []).append(check)
-    lines = [f"verify {result.spec} on {result.device}", ""]
+    lines = [f"verify {result.spec} on {result.device}{_processes(result)}", ""]
     lines.append(f"{'check':<12}{'passed':>8}{'failed':>8}")
     for kind, checks in kinds.items():
         failed = sum(not c.passed for c in checks)
@@ -225,8 +286,9 @@ def table(result: VerifyResult, verbose: bool = False) -> str:
             )
     if result.training is not None:
         t = result.training
-        lines += ["", f"training: {t.steps} steps in {t.seconds:.1f} s, final loss {t.final_loss:.4f}, "
-                      f"train accuracy {t.train_accuracy:.1%}, test accuracy {t.test_accuracy:.1%}"]  # fmt: skip
+        lines += ["", f"training: {t.steps} steps in {t.seconds:.1f} s{_trained_on(result)}, final loss "
+                      f"{t.final_loss:.4f}, train accuracy {t.train_accuracy:.1%}, test accuracy "
+                      f"{t.test_accuracy:.1%}"]  # fmt: skip
     if result.compare:
         lines += [
             "",
@@ -237,8 +299,9 @@ def table(result: VerifyResult, verbose: bool = False) -> str:
                          f"{result.predictions[scheme].split(': ', 1)[1].split(': pre-activation')[0]}")  # fmt: skip
     lines += [f"note: {note}" for note in result.notes]
     if result.threads:
+        each = " a process" if result.processes > 1 else ""
         lines.append(
-            f"cpu: {result.threads} thread{'s' * (result.threads != 1)}, {result.threads_why}"
+            f"cpu: {result.threads} thread{'s' * (result.threads != 1)}{each}, {result.threads_why}"
         )
     if result.seconds:
         lines.append("cpu time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))
@@ -246,6 +309,23 @@ def table(result: VerifyResult, verbose: bool = False) -> str:
     failed = sum(not c.passed for c in result.checks)
     lines += ["", f"{total - failed} passed, {failed} failed"]
     return "\n".join(lines) + "\n"
+
+
+def _processes(result: VerifyResult) -> str:
+    """``, 2 processes (gloo)`` for a torch.distributed run."""
+    if not result.backend:
+        return ""
+    return f", {result.processes} process{'es' * (result.processes != 1)} ({result.backend})"
+
+
+def _trained_on(result: VerifyResult) -> str:
+    if not result.backend:
+        return ""
+    share = distributed.local_batch(result.batch_size, 0, result.processes)
+    last = distributed.local_batch(result.batch_size, result.processes - 1, result.processes)
+    shares = f"{share}" if share == last else f"{last}-{share}"
+    return (f" on {result.processes} process{'es' * (result.processes != 1)} ({result.backend}), "
+            f"global batch {result.batch_size} ({shares} a process)")  # fmt: skip
 
 
 def _cell(value: Any) -> str:
@@ -274,7 +354,7 @@ def write_report(result: VerifyResult, directory: str | Path) -> list[Path]:
 
 
 def _markdown(result: VerifyResult) -> str:
-    lines = [f"# verify: {result.spec}", "", f"Device: {result.device}. "
+    lines = [f"# verify: {result.spec}", "", f"Device: {result.device}{_processes(result)}. "
              f"{sum(c.passed for c in result.checks)} of {len(result.checks)} checks passed.", "",
              "| check | passed | expected | measured | detail |", "|---|---|---:|---:|---|"]  # fmt: skip
     for c in result.checks:
@@ -282,7 +362,7 @@ def _markdown(result: VerifyResult) -> str:
                      f"{_cell(c.measured)} | {c.detail} |")  # fmt: skip
     if result.training is not None:
         t = result.training
-        lines += ["", f"Training: {t.steps} steps, {t.seconds:.1f} s, final loss {t.final_loss:.4f}, "
+        lines += ["", f"Training: {t.steps} steps, {t.seconds:.1f} s{_trained_on(result)}, final loss {t.final_loss:.4f}, "
                       f"train accuracy {t.train_accuracy:.1%}, test accuracy {t.test_accuracy:.1%}."]  # fmt: skip
     return "\n".join(lines) + "\n"
 

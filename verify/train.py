@@ -12,8 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from archcalc.errors import ArchcalcError
+from verify import distributed
 from verify.checks import Check
 from verify.data import Dataset
+from verify.distributed import World
 
 
 @dataclass
@@ -33,7 +35,11 @@ class TrainResult:
                 "seconds": self.seconds, "losses": self.losses, "curve": self.curve}  # fmt: skip
 
 
-def _log_probabilities(model: nn.Module, x: torch.Tensor, classes: int) -> torch.Tensor:
+def _log_probabilities(
+    model: nn.Module, x: torch.Tensor, classes: int, softmax: bool | None = None
+) -> torch.Tensor:
+    """``softmax``: whether the model ends with one (default: its ``ends_with_softmax``; a
+    DistributedDataParallel wrapper does not have it)."""
     out = model(x)
     if isinstance(out, tuple):  # several outputs (an auxiliary head): train on the first
         out = out[0]
@@ -42,62 +48,102 @@ def _log_probabilities(model: nn.Module, x: torch.Tensor, classes: int) -> torch
             f"training needs a flat output with at least {classes} units (one per class); "
             f"the spec's output is {list(out.shape[1:])}"
         )
-    if model.ends_with_softmax:  # probabilities: the first `classes` entries, renormalised
+    if softmax is None:
+        softmax = model.ends_with_softmax
+    if softmax:  # probabilities: the first `classes` entries, renormalised
         return torch.log(out[:, :classes].clamp_min(1e-12))
     return F.log_softmax(out[:, :classes], dim=1)
 
 
 @torch.no_grad()
-def accuracy(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: int, batch: int = 256
-) -> float:
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: int, batch: int = 256,
+             world: World | None = None) -> float:  # fmt: skip
+    """The fraction of ``x`` classified as ``y``; under torch.distributed ``x`` and ``y`` are
+    this rank's shard, the counts summed over the ranks (every rank holds the same weights;
+    rank 0's buffers are shared first)."""
     model.eval()
     correct = 0
     for start in range(0, len(x), batch):
         logp = _log_probabilities(model, x[start : start + batch], classes)
         correct += int((logp.argmax(dim=1) == y[start : start + batch]).sum())
-    return correct / max(len(x), 1)
+    total = len(x)
+    if world is not None:
+        correct, total = (int(v) for v in distributed.sum_all([correct, total], x.device))
+    return correct / max(total, 1)
 
 
 def train(model: nn.Module, data: Dataset, steps: int, batch_size: int = 64, lr: float = 0.01,
           momentum: float = 0.9, seed: int = 0, scheme: str = "recommended",
-          progress: bool = True) -> TrainResult:  # fmt: skip
-    """SGD with momentum on ``data`` (cross-entropy on the first ``classes`` outputs)."""
+          progress: bool = True, world: World | None = None,
+          notes: list[str] | None = None) -> TrainResult:  # fmt: skip
+    """SGD with momentum on ``data`` (cross-entropy on the first ``classes`` outputs).
+
+    Under torch.distributed (``world``, the process group joined) each rank trains its shard
+    of the training set under DistributedDataParallel; the global batch stays ``batch_size``
+    (see :mod:`verify.distributed`), the losses and accuracies are the global ones."""
     device = next(model.parameters()).device
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    rank, size = (world.rank, world.size) if world is not None else (0, 1)
+    train_part = distributed.shard(len(data.x_train), rank, size)
+    test_part = distributed.shard(len(data.x_test), rank, size)
+    x_train, y_train = data.x_train[train_part].to(device), data.y_train[train_part].to(device)
+    x_test, y_test = data.x_test[test_part].to(device), data.y_test[test_part].to(device)
     first_output = model.node_modules[model.output_paths[0]]
     model.ends_with_softmax = isinstance(first_output, nn.Softmax)
+    net = (
+        model if world is None else distributed.wrap(model, device, [] if notes is None else notes)
+    )
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    generator = torch.Generator().manual_seed(seed)
+    if world is not None:  # the same weights everywhere (DDP broadcast them); dropout differs
+        torch.manual_seed(seed + 1_000_003 * rank)
+    generator = torch.Generator().manual_seed(seed + 1_000_003 * rank)  # rank 0: as one process
+    local = distributed.local_batch(batch_size, rank, size)
     result = TrainResult(scheme, steps)
     every = max(steps // 20, 1)
     bar = _progress(steps, f"training ({scheme})") if progress else None
+    checkpoints: list[tuple[int, float]] = []
     start = time.perf_counter()
     for step in range(1, steps + 1):
-        model.train()
-        index = torch.randint(len(x_train), (batch_size,), generator=generator).to(device)
-        loss = F.nll_loss(_log_probabilities(model, x_train[index], data.classes), y_train[index])
+        net.train()
+        index = torch.randint(len(x_train), (local,), generator=generator).to(device)
+        logp = _log_probabilities(net, x_train[index], data.classes, model.ends_with_softmax)
+        if world is None:
+            loss = F.nll_loss(logp, y_train[index])
+        else:  # DDP averages the ranks' gradients: N/B x the summed loss gives the batch mean
+            loss = F.nll_loss(logp, y_train[index], reduction="sum") * (size / batch_size)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        result.losses.append(loss.item())
+        # under DDP: this rank's share of the batch mean (the shares are summed after the loop)
+        result.losses.append(loss.item() / size)
         if step % every == 0 or step == steps:
-            result.curve.append({"step": step, "loss": sum(result.losses[-every:]) / len(result.losses[-every:]),
-                                 "test_accuracy": accuracy(model, x_test, y_test, data.classes)})  # fmt: skip
+            checkpoints.append((step, _evaluate(model, x_test, y_test, data.classes, world)))
         if bar is not None:
-            bar.set_postfix(loss=f"{result.losses[-1]:.3f}", refresh=False)
+            mean = result.losses[-1] * batch_size / local  # this rank's samples
+            bar.set_postfix(loss=f"{mean:.3f}", refresh=False)
             bar.update(1)
     if device.type == "cuda":
         torch.cuda.synchronize()
     result.seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
+    if world is not None and steps:  # each rank's share of the batch mean, summed
+        result.losses = distributed.sum_all(result.losses, device)
+    for step, test_accuracy in checkpoints:
+        window = result.losses[max(step - every, 0) : step]
+        result.curve.append({"step": step, "loss": sum(window) / len(window),
+                             "test_accuracy": test_accuracy})  # fmt: skip
     tail = result.losses[-max(steps // 10, 1) :] if steps else []
     result.final_loss = sum(tail) / len(tail) if tail else float("nan")
-    result.train_accuracy = accuracy(model, x_train, y_train, data.classes)
-    result.test_accuracy = accuracy(model, x_test, y_test, data.classes)
+    result.train_accuracy = _evaluate(model, x_train, y_train, data.classes, world)
+    result.test_accuracy = _evaluate(model, x_test, y_test, data.classes, world)
     return result
+
+
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: int,
+              world: World | None) -> float:  # fmt: skip
+    if world is not None:
+        distributed.share_buffers(model)
+    return accuracy(model, x, y, classes, world=world)
 
 
 def _progress(total: int, description: str):

@@ -20,6 +20,7 @@ __all__ = ["build_parser", "main", "run"]
 def run(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # verify --nproc relaunches them
     commands = {**quantities.COMMANDS, **bridge.COMMANDS}
     if args.command == "check":
         from archcalc.cli.checking import check

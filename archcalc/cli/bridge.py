@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,7 +80,7 @@ def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     compare = _schemes(args.compare_init, parser, "--compare-init")
     started = time.process_time()
     try:
-        from verify import runner
+        from verify import distributed, runner
     except ModuleNotFoundError as err:
         raise ArchcalcError(
             f"archcalc verify needs PyTorch and friends ({err.name} is missing): "
@@ -87,10 +88,27 @@ def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         ) from None
     imports = time.process_time() - started
     analysis = _analysis(args, parser)
-    result = runner.run(analysis, device=args.device, steps=args.steps, batch_size=args.batch_size,
-                        data=args.data, seed=args.seed, lr=args.lr, schemes=schemes,
-                        seeds=args.seeds, compare=compare, progress=not args.json,
-                        threads=args.threads)  # fmt: skip
+    world = distributed.environment()
+    if world is None and args.nproc is not None and args.nproc > 1:  # the launcher
+        distributed.check_request(args.nproc, args.batch_size, runner.pick_device(args.device))
+        return distributed.launch(args.argv, args.nproc)
+    if world is not None and args.nproc not in (None, world.size):
+        raise ArchcalcError(f"--nproc {args.nproc}: expected {world.size} or none: this process is "
+                            f"one of WORLD_SIZE={world.size} (torchrun's)")  # fmt: skip
+    try:
+        result = runner.run(analysis, device=args.device, steps=args.steps,
+                            batch_size=args.batch_size, data=args.data, seed=args.seed, lr=args.lr,
+                            schemes=schemes, seeds=args.seeds, compare=compare,
+                            progress=not args.json, threads=args.threads, world=world)  # fmt: skip
+    except Exception as err:
+        if world is None:
+            raise
+        distributed.record(err)  # for the launcher: torchrun's summary, or --nproc's one line
+        if os.environ.get(distributed.STATUS_ENV) and not os.environ.get("ARCHCALC_DEBUG"):
+            raise SystemExit(1) from None  # --nproc's launcher prints it, once
+        raise
+    if world is not None and not world.main:
+        return 0  # rank 0 reports
     result.seconds = {"imports": imports, **result.seconds}
     if args.report:
         written = runner.write_report(result, args.report)
@@ -99,6 +117,9 @@ def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:
         sys.stdout.write(runner.table(result, verbose=args.verbose))
+    sys.stdout.flush()
+    if world is not None and distributed.report_status(result.passed):
+        return 0  # --nproc's launcher returns the status: exit 1 would read as a crash
     return 0 if result.passed else 1
 
 

@@ -164,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--threads", type=int, default=None, metavar="N",
                         help="torch's CPU threads (default: one for small models, else torch's "
                         "choice; the report says which and why)")  # fmt: skip
+    verify.add_argument("--nproc", type=_positive, default=None, metavar="N",
+                        help="train on N processes with torch.distributed (launched as torchrun "
+                        "does; NCCL on GPUs, one a GPU; gloo on the CPU), each on its shard of the "
+                        "data, the global batch kept at --batch-size; rank 0 runs the other checks. "
+                        "Under a user's own torchrun it is not needed")  # fmt: skip
     verify.add_argument("--compare-init", default=None, metavar="S,S",
                         help="train once per scheme and compare, e.g. kaiming,lecun (He et al. 2015)")  # fmt: skip
     verify.add_argument(
