@@ -14,12 +14,13 @@ Paths name places in the expanded network: ``layers[4].body[2]``; iteration
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from archcalc import collector
 from archcalc.errors import ArchcalcError, SpecWarning
 from archcalc.graph.graph import Graph, Group, Node
 from archcalc.graph.memo import LeafMemo
+from archcalc.graph.scope import InputEnv, Scope, environment
 from archcalc.language import conditions, expr
 from archcalc.language.fast import LAYER_TYPES as BUILTIN_TYPES
 from archcalc.language.loader import load_spec
@@ -34,109 +35,7 @@ if TYPE_CHECKING:
 Value = expr.Value
 #: Nodes (and composite items) a spec may expand to, repeats and blocks included.
 MAX_EXPANDED_LAYERS = 100_000
-_INPUT_NAMES = {1: ("C_in",), 2: ("C_in", "L_in"), 3: ("C_in", "H_in", "W_in"),
-                4: ("C_in", "D_in", "H_in", "W_in")}  # fmt: skip
 _ACTIVATION_PARAMS = ("negative_slope", "alpha", "beta", "threshold", "min_val", "max_val", "dim")
-
-
-class InputEnv(Mapping):
-    """Names usable in an item's expressions: the scope's, plus its input's sizes."""
-
-    __slots__ = ("base", "shape")
-
-    def __init__(self, base: Mapping[str, Value], shape: tuple):
-        self.base, self.shape = base, shape
-
-    def __getitem__(self, key: str) -> Value:
-        if key.endswith("_in") and key in expr.INPUT_SIZE_NAMES:
-            names = _INPUT_NAMES.get(len(self.shape), ("C_in",))
-            if key in names:
-                return self.shape[names.index(key)]
-            raise ArchcalcError(
-                f"{key} is not defined for an input of shape {shape_text(self.shape)} "
-                f"(it has {', '.join(names)})"
-            )
-        return self.base[key]
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self.base
-        yield from _INPUT_NAMES.get(len(self.shape), ("C_in",))
-
-    def __len__(self) -> int:
-        return len(self.base) + len(_INPUT_NAMES.get(len(self.shape), ("C_in",)))
-
-
-class Scope:
-    """Tensor names visible to an item: its own list's earlier items, then enclosing lists'."""
-
-    __slots__ = ("names", "parent", "later")
-
-    def __init__(self, parent: Scope | None = None, names: dict | None = None):
-        self.names: dict[str, tuple[int, str]] = names or {}
-        self.parent = parent
-        self.later: dict[str, str] = {}  # names defined further down this list
-
-    def define(self, name: str, node: int, path: str) -> None:
-        if name == "input":
-            raise ArchcalcError("'input' names the network's (or block's) input; choose "
-                                "another name", path=f"{path}.name")  # fmt: skip
-        if name in self.names:
-            raise ArchcalcError(
-                f"name {name!r} is already used at {self.names[name][1]}; names must be unique "
-                "in a layer list", path=f"{path}.name",
-            )  # fmt: skip
-        self.names[name] = (node, path)
-
-    def lookup(self, name: str, path: str) -> int:
-        scope: Scope | None = self
-        while scope is not None:
-            if name in scope.names:
-                return scope.names[name][0]
-            if name in scope.later:
-                raise ArchcalcError(
-                    f"{name!r} is defined later, at {scope.later[name]}; an item can only read "
-                    "earlier tensors", path=path,
-                )  # fmt: skip
-            scope = scope.parent
-        known = sorted(self.visible())
-        from archcalc.language.values import suggest
-
-        raise ArchcalcError(
-            f"unknown tensor name {name!r}{suggest(name, known)}; visible here: "
-            f"{', '.join(known) or 'none'}", path=path,
-        )  # fmt: skip
-
-    def visible(self) -> set[str]:
-        names: set[str] = set()
-        scope: Scope | None = self
-        while scope is not None:
-            names |= set(scope.names)
-            scope = scope.parent
-        return names
-
-
-def environment(spec: Spec, values: Mapping[str, Any], symbolic: bool) -> dict[str, Value]:
-    """Symbol values: given ones, else defaults (unless ``symbolic``), else free symbols."""
-    unknown = sorted(set(values) - set(spec.symbols))
-    if unknown:
-        declared = ", ".join(spec.symbols) or "none"
-        raise ArchcalcError(
-            f"cannot set {unknown[0]!r}: not a declared symbol (declared: {declared})"
-        )
-    env: dict[str, Value] = {}
-    for name, default in spec.symbols.items():
-        value = values.get(name, None if symbolic else default)
-        if value is None:
-            env[name] = expr.symbol(name)
-            continue
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or not 0 <= value <= expr.MAX_VALUE
-        ):
-            raise ArchcalcError(f"symbol values are integers >= 0. Received: {name}={value!r}")
-        env[name] = value
-    return env
 
 
 def _channels_last(shape: tuple) -> bool:

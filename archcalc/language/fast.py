@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from archcalc.language import values
 from archcalc.language._fast_table import TABLE
+from archcalc.language.checks import ITEM_CHECKS
 
 
 class _NotSure(Exception):
@@ -123,7 +124,7 @@ def _model(name: str, data: Any) -> Item:
         fields["__pydantic_extra__"] = extra
     object.__setattr__(item, "__pydantic_extra__", extra)
     for check in entry["checks"]:
-        values.ITEM_CHECKS[check](item)
+        ITEM_CHECKS[check](item)
     return item
 
 

@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 
+from archcalc.language.checks import ITEM_CHECKS
 from archcalc.language.values import (
     ACTIVATION_TYPES,
     FIELD_MINIMUM,
-    ITEM_CHECKS,
     PADDING_WORDS,
     Kind,
     SpecObject,
@@ -148,7 +148,7 @@ class Model(BaseModel, SpecObject, metaclass=_ModelMeta):
 
 
 def item_check(name: str) -> Any:
-    """A model validator (after the fields) running ``values.ITEM_CHECKS[name]``; the fast
+    """A model validator (after the fields) running ``ITEM_CHECKS[name]``; the fast
     reader's table records the name and runs the same function."""
     check = ITEM_CHECKS[name]
 

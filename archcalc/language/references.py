@@ -9,14 +9,12 @@ spec is elaborated, where repeats and blocks are unrolled.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 from archcalc.errors import ArchcalcError
 from archcalc.language import conditions, expr
+from archcalc.language._fast_table import TABLE
 from archcalc.language.values import ACTIVATION_TYPES, PADDING_WORDS, suggest
-
-if TYPE_CHECKING:
-    from archcalc.language.spec import Spec
 
 #: Fields of a BlockCall that are not block parameters.
 CALL_FIELDS = frozenset({"type", "name", "expect", "input", "when"})
@@ -84,9 +82,9 @@ def expressions(layer) -> Iterator[tuple[str, str]]:
             yield "." + suffix, text
 
 
-def check_references(spec: Spec) -> None:
+def check_references(spec: Any) -> None:
     """Raise ArchcalcError for the first reference problem in ``spec``."""
-    from archcalc.language.fast import LAYER_TYPES as BUILTIN_TYPES
+    BUILTIN_TYPES = TABLE["layer_types"]
 
     for name in list(spec.symbols) + [p for block in spec.blocks.values() for p in block.params]:
         if name in expr.RESERVED_NAMES or name in ACTIVATION_TYPES:
@@ -140,9 +138,9 @@ def _check_names(text: str, scope: frozenset[str], path: str, index: int | None 
         )
 
 
-def _check_list(spec: Spec, layers: list, prefix: str, scope: frozenset, params: frozenset,
+def _check_list(spec: Any, layers: list, prefix: str, scope: frozenset, params: frozenset,
                 calls: set) -> None:  # fmt: skip
-    from archcalc.language.fast import LAYER_TYPES as BUILTIN_TYPES
+    BUILTIN_TYPES = TABLE["layer_types"]
 
     local = scope | frozenset(expr.INPUT_SIZE_NAMES)
     for index, layer in enumerate(layers):

@@ -176,20 +176,3 @@ def activation_fields(item: Any) -> None:
     for name, owners in ACTIVATION_FIELD_OWNERS.items():
         if getattr(item, name) is not None and item.type not in owners:
             raise ValueError(f"{name} applies to {' and '.join(owners)} only, not {item.type}")
-
-
-def spec_references(spec: Any) -> None:
-    """Names, block calls and expressions refer to what exists (raises ArchcalcError)."""
-    from archcalc.language.references import check_references
-
-    check_references(spec)
-
-
-#: The checks above by name (the fast reader's table refers to them by these names).
-ITEM_CHECKS = {
-    "size_or_scale_factor": lambda item: exactly_one(item, "size", "scale_factor"),
-    "size_or_like": lambda item: exactly_one(item, "size", "like"),
-    "branches_or_inputs": lambda item: exactly_one(item, "branches", "inputs"),
-    "activation_fields": activation_fields,
-    "spec_references": spec_references,
-}

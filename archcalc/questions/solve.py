@@ -308,7 +308,7 @@ def _vectorised(symbolic: Analysis, constraints: list[Constraint], unknowns: lis
             rhs = ([expr.evaluate(t, symbolic.env) for t in c.value] if isinstance(c.value, list)
                    else expr.evaluate(c.value, symbolic.env))  # fmt: skip
             references.append((lhs, c.op, rhs))
-        found = vec.search(symbolic, references, unknowns, bounds, exact)
+        found = vec.search(symbolic, references, unknowns, bounds, exact, MAX_CANDIDATES)
     except (vec.Unsupported, ArchcalcError, ImportError) as err:
         return None, str(err) or type(err).__name__
     ranges_text = ", ".join(f"{n} in {lo}..{hi}" for n, (lo, hi) in bounds.items())

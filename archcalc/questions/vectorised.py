@@ -229,7 +229,8 @@ Exact = Callable[[dict[str, int]], "list[bool] | None"]
 
 
 def search(analysis: Any, references: list[tuple[Any, str, Any]], unknowns: list[str],
-           bounds: dict[str, tuple[int, int]], exact: Exact) -> Outcome:  # fmt: skip
+           bounds: dict[str, tuple[int, int]], exact: Exact,
+           exact_limit: int = 100_000) -> Outcome:  # fmt: skip
     """Every candidate in ``bounds`` that satisfies all ``references`` (lhs, op, rhs; a
     shape is a list on both sides, compared with == or !=), found over numpy arrays.
 
@@ -250,7 +251,7 @@ def search(analysis: Any, references: list[tuple[Any, str, Any]], unknowns: list
     if all(lo <= hi for lo, hi in box):
         for block in _blocks(box):
             _run_block(block, unknowns, dtype, valid, holds, outcome, sample)
-    _merge_exact(bounds, positive, unknowns, exact, outcome)
+    _merge_exact(bounds, positive, unknowns, exact, outcome, exact_limit)
     for assignment, verdict in sample.items():
         outcome.checked += 1
         try:
@@ -380,7 +381,7 @@ def _verdict(ok, each, where) -> list[bool] | None:
     return [bool(mask.flat[where]) for mask in each]
 
 
-def _merge_exact(bounds, positive, unknowns, exact: Exact, outcome: Outcome) -> None:
+def _merge_exact(bounds, positive, unknowns, exact: Exact, outcome: Outcome, limit: int) -> None:
     """Decide the candidates with a value below 1 by the exact analysis, in order."""
     import itertools
 
@@ -390,10 +391,8 @@ def _merge_exact(bounds, positive, unknowns, exact: Exact, outcome: Outcome) -> 
         bounds[n][0] < 1 for n in unknowns) else []  # fmt: skip
     if not below:
         return
-    from archcalc.questions.solve import MAX_CANDIDATES as SLOW
-
-    if len(below) > SLOW:
-        raise Unsupported(f"{len(below):,} candidates have a value below 1 (at most {SLOW:,})")
+    if len(below) > limit:
+        raise Unsupported(f"{len(below):,} candidates have a value below 1 (at most {limit:,})")
     key = lambda a: tuple(a[n] for n in unknowns)  # noqa: E731
     for c in below:
         assignment = dict(zip(unknowns, c))
