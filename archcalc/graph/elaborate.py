@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from archcalc import collector
 from archcalc.errors import ArchcalcError, SpecWarning
 from archcalc.graph.graph import Graph, Group, Node
-from archcalc.graph.memo import LeafMemo
+from archcalc.graph.memo import CallMemo, LeafMemo, moved
 from archcalc.graph.scope import InputEnv, Scope, environment
 from archcalc.language import conditions, expr
 from archcalc.language.fast import LAYER_TYPES as BUILTIN_TYPES
@@ -85,6 +85,7 @@ class _Elaborator:
         self.located = 0  # how many of them have their item's line and name
         self.items: list[tuple[int | None, str | None]] = []  # (line, name) of enclosing items
         self.memo = LeafMemo()
+        self.calls = CallMemo()
 
     def together(self, err: ArchcalcError) -> ArchcalcError:
         """The deferred errors, then ``err`` if it is not one of them, as one error."""
@@ -424,10 +425,24 @@ class _Elaborator:
             return self.node(h, layer.name, inputs, path), ()
         if kind not in BUILTIN_TYPES:
             inner = self.block_env(layer, item_env, path)
-            block = self.spec.blocks[kind].layers
+            key = self.calls.key(kind, self.nodes[x].shape, inner)
+            stored = self.calls.calls.get(key) if key is not None else None
+            if stored is not None:
+                if len(self.nodes) + stored[2] - stored[1] > MAX_EXPANDED_LAYERS:
+                    key = None  # over the limit: the walk says where
+                else:
+                    out, done = moved(stored, self.nodes, x, path)
+                    self._locate()
+                    return out, (done,)
+            marks = (len(self.warnings), len(self.assumptions), len(self.deferred))
+            first = len(self.nodes)
             own = Scope(names={"input": (x, path)})
-            x, done = self.sequence(block, x, f"{path}.layers", inner, own)
-            return x, (tuple(done),)
+            out, done = self.sequence(self.spec.blocks[kind].layers, x, f"{path}.layers", inner,
+                                      own)  # fmt: skip
+            if key is not None and marks == (len(self.warnings), len(self.assumptions),
+                                             len(self.deferred)):  # fmt: skip
+                self.calls.remember(key, path, self.nodes, first, x, out, tuple(done))
+            return out, (tuple(done),)
         key = self.memo.key(layer, item_env, tuple(self.nodes[i].shape for i in inputs))
         if key is not None and key in self.memo.answers:
             return self.replay(self.memo.answers[key], layer.name, inputs, path), ()

@@ -19,7 +19,7 @@ from archcalc.errors import ArchcalcError
 from archcalc.language import expr
 from archcalc.language.values import ACTIVATION_TYPES, PADDING_WORDS
 
-_UNSEEN = object()
+_UNSEEN, _ONCE = object(), object()
 #: Off only in tests, which check that it changes nothing.
 ENABLED = True
 
@@ -48,7 +48,8 @@ def _strings(value: Any) -> list[str]:
 
 
 class LeafMemo:
-    """Answers by (item, input shapes, values of the names it uses)."""
+    """Answers by (item, input shapes, values of the names it uses), kept from an item's
+    second visit on (a block's or a repeat's layers are visited again; a chain's are not)."""
 
     def __init__(self) -> None:
         self.names: dict[int, Any] = {}
@@ -58,7 +59,10 @@ class LeafMemo:
         if not ENABLED:
             return None
         names = self.names.get(id(layer), _UNSEEN)
-        if names is _UNSEEN:
+        if names is _UNSEEN:  # a first visit: most items (a chain's) are visited only once
+            self.names[id(layer)] = _ONCE
+            return None
+        if names is _ONCE:
             names = self.names[id(layer)] = names_used(layer)
         if names is None:
             return None
@@ -68,3 +72,58 @@ class LeafMemo:
         except (ArchcalcError, KeyError, TypeError):
             return None  # resolution will say what is wrong, or the values are unhashable
         return key
+
+
+class CallMemo:
+    """Whole block calls, by (block, input shape, the block's environment): the nodes and
+    items of the first call, copied with their paths and node numbers moved."""
+
+    def __init__(self) -> None:
+        self.calls: dict[tuple, tuple] = {}
+
+    @staticmethod
+    def key(block: str, shape: tuple, inner: Mapping[str, Any]) -> tuple | None:
+        if not ENABLED:
+            return None
+        key = (block, shape, tuple(inner.items()))
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def remember(self, key: tuple, path: str, nodes: list, first: int, x: int, out: int,
+                 groups: tuple) -> None:  # fmt: skip
+        """Keep a call whose nodes read only each other and its input ``x``, and whose paths
+        all lie under ``path`` (so that moving them is a change of prefix)."""
+        end, inside = len(nodes), path + "."
+        for node in nodes[first:end]:
+            if not node.path.startswith(inside):
+                return
+            if any(not (first <= i < end or i == x) for i in node.inputs):
+                return
+        self.calls[key] = (path, first, end, x, out, groups)
+
+
+def moved(stored: tuple, nodes: list, x: int, path: str) -> tuple[int, tuple]:
+    """Append the nodes of a remembered call, read from ``x`` at ``path``; its output node
+    and its items (:class:`~archcalc.graph.graph.Group`), moved likewise."""
+    from archcalc.graph.graph import Group, Node
+
+    old_path, first, end, old_x, out, groups = stored
+    offset, cut = len(nodes) - first, len(old_path)
+
+    def at(i: int) -> int:
+        return i + offset if first <= i < end else x  # inside the call, or its input
+
+    for node in nodes[first:end]:
+        nodes.append(Node(len(nodes), path + node.path[cut:], node.name, node.type, node.hyper,
+                          tuple(at(i) for i in node.inputs), node.shape, node.shown, node.line))  # fmt: skip
+
+    def group(g: Group) -> Group:
+        return Group(path + g.path[cut:], g.name, g.type, g.first + offset, g.end + offset,
+                     at(g.output), g.expect, g.env,
+                     tuple(tuple(group(c) for c in items) for items in g.children), g.line,
+                     tuple(at(i) for i in g.inputs))  # fmt: skip
+
+    return at(out), tuple(group(g) for g in groups)
