@@ -200,3 +200,16 @@ def test_isinstance_holds_for_the_model_a_fast_item_stands_for():
     assert isinstance(spec, archcalc.Spec) and not isinstance(spec.layers[0], archcalc.Spec)
     assert isinstance(spec.layers[0], Conv) and isinstance(spec.layers[0], Layer)
     assert not isinstance(spec.layers[0], Linear)
+
+
+@pytest.mark.parametrize(
+    ("text", "outcome"),
+    [("1.5", "same"), ("+1.5", "same"), ("1.", "same"), (".5", "same"), ("1e400", "same"),
+     ("1E5", "same"), ("00.5", "same"), ("1_0", "fast defers"), ("inf", "fast defers"),
+     (" 1.5", "fast defers"), ("0x10", "both refuse")],
+)  # fmt: skip
+def test_numbers_written_as_text(text, outcome):
+    """YAML reads 6.3e8 (no dot or sign in the exponent) as a string; pydantic reads it as a
+    float, and so does the fast reader for plain decimals (anything else: pydantic)."""
+    layer = {"type": "leaky_relu", "negative_slope": text}
+    assert agree({"name": "t", "input": [4], "layers": [layer]}) == outcome
