@@ -537,6 +537,17 @@ def _printer():
     class _Printer(StrPrinter):
         """sympy's printer, with the function names the expression parser accepts."""
 
+        def _print(self, expr, **kwargs):
+            # A symbolic total repeats its subexpressions (the same nested floors in many
+            # terms): each is printed once. The text of a subexpression does not depend on
+            # where it stands (parentheses are added around it by the caller).
+            if kwargs or not getattr(expr, "args", None):
+                return super()._print(expr, **kwargs)
+            text = self._seen.get(expr)
+            if text is None:
+                text = self._seen[expr] = super()._print(expr)
+            return text
+
         def _print_ceiling(self, expr):
             return f"ceil({self._print(expr.args[0])})"
 
@@ -561,7 +572,9 @@ def _printer():
             a, b = expr.args
             return f"{self.parenthesize(a, 70)} % {self.parenthesize(b, 70)}"
 
-    return _Printer()
+    printer = _Printer()
+    printer._seen = _TEXTS
+    return printer
 
 
 def condition_text(value: Value, relation: str = ">=", bound: Value = 0) -> str:
