@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 __all__ = ["Analysis", "ArchcalcError", "Row", "Spec", "SpecWarning", "analyze", "load_spec"]
 
-#: Imported on first use: the spec language builds its pydantic models when imported, which
-#: `archcalc --version`, `--help` and the error paths of the command line never need.
+#: Imported on first use: `archcalc --version` and `--help` need none of it, and `Spec` (the
+#: pydantic models, built when imported) is needed only for the JSON Schema, for documents the
+#: fast reader hands to pydantic, and by users who ask for it.
 _LAZY = {
     "load_spec": "archcalc.language.loader",
     "Spec": "archcalc.language.spec",
