@@ -24,7 +24,13 @@ from archcalc.quantities.tool_formulas import (
     bias_per_output,
     numel,
 )
-from archcalc.quantities.tool_rules import PARTIAL_TOOLS, PARTIAL_TYPES, TOOL_RULES, VERSIONS
+from archcalc.quantities.tool_rules import (
+    NEEDS_PARAMETERS,
+    PARTIAL_TOOLS,
+    PARTIAL_TYPES,
+    TOOL_RULES,
+    VERSIONS,
+)
 
 __all__ = ["TOOL_RULES", "VERSIONS", "Because", "Figure", "Layer", "conventions", "tool_figure"]
 
@@ -53,6 +59,8 @@ class Figure:
     reason: str | None = None
     known: int | None = None
     what: str = "MACs"
+    #: The exception the tool raises instead of printing a total (calflops without parameters).
+    raises: str | None = None
     value: int | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +81,8 @@ class Figure:
             data["reason"] = self.reason
         if self.known is not None:
             data["known"] = self.known
+        if self.raises:
+            data["raises"] = self.raises
         return data
 
 
@@ -97,7 +107,8 @@ def _ints(shape) -> tuple[int, ...]:
 
 
 def tool_figure(analysis, tool: str) -> Figure:
-    """The MAC total ``tool`` prints for the built spec at batch 1, with the reasons."""
+    """The total ``tool`` prints for the built spec at batch 1 (MACs; FLOPs for
+    ``calflops-flops``), with the reasons."""
     if tool not in TOOL_RULES:
         raise ArchcalcError(f"unknown tool {tool!r}; expected one of: {', '.join(TOOL_RULES)}")
     layers = layers_of(analysis)
@@ -125,22 +136,31 @@ def tool_figure(analysis, tool: str) -> Figure:
             share[2] += 1
     because = [Because(name, count, why, n) for name, (why, count, n) in shares.items() if count]
     because.sort(key=lambda share: -abs(share.count))
-    figure = Figure(tool, VERSIONS[tool], macs, because)
+    what = "FLOPs" if tool.endswith("-flops") else "MACs"
+    figure = Figure(tool, VERSIONS[tool], macs, because, what=what)
+    if tool in NEEDS_PARAMETERS and not int(analysis.totals["params"]):
+        return Figure(tool, VERSIONS[tool], macs, because, what=what, raises="StopIteration",
+                      reason=f"{tool.split('-')[0]} raises StopIteration on a model without "
+                      "parameters (it reads next(model.parameters()))")  # fmt: skip
     if not missing:
         return figure
     listed = ", ".join(f"{name} ({n})" if n > 1 else name for name, n in missing.items())
     if tool in PARTIAL_TOOLS:
-        return Figure(tool, VERSIONS[tool], macs, because, known=figure.value,
+        return Figure(tool, VERSIONS[tool], macs, because, known=figure.value, what=what,
                       reason=f"prints a partial total: no rule for {listed}")  # fmt: skip
-    return Figure(tool, VERSIONS[tool], macs, because,
+    return Figure(tool, VERSIONS[tool], macs, because, what=what,
                   reason=f"archcalc does not know how {tool} counts {listed}")  # fmt: skip
+
+
+#: Layer families with a bias added once per output element.
+BIASED = ("conv", "conv_transpose", "table_conv", "subsample", "linear")
 
 
 def published_figures(analysis) -> list[Figure]:
     """The published conventions users compare against."""
     layers = layers_of(analysis)
     macs = int(analysis.totals["macs"])
-    biases = sum(bias_per_output(x) for x in layers if x.kind in ("conv", "linear"))
+    biases = sum(bias_per_output(x) for x in layers if x.kind in BIASED)
     elementwise = sum(elementwise_ops(x) for x in layers)
     multiply = [Because("multiply-accumulates", macs, "a MAC is a multiply and an add", 0)]
     with_ops = [

@@ -33,6 +33,8 @@ class Layer:
     @property
     def kind(self) -> str:
         """The type without its dimension suffix: ``conv2d`` -> ``conv``."""
+        if self.type.startswith("conv") and self.hyper.get("table"):
+            return "table_conv"  # built as per-map F.conv2d calls, not an nn.Conv2d
         for family in ("conv_transpose", "conv", "batchnorm", "maxpool", "avgpool",
                        "adaptive_avgpool", "adaptive_maxpool", "instance_norm"):  # fmt: skip
             if self.type.startswith(family) and self.type[len(family) :] in ("1d", "2d", "3d"):
@@ -178,6 +180,109 @@ def upsample_per_output(per_element: Mapping[str, int]) -> Callable[[Layer], int
 
     rule.__doc__ = "per output element: " + ", ".join(f"{m} {n}" for m, n in per_element.items())
     return rule
+
+
+def macs_again(layer: Layer) -> int:
+    """The second FLOP of every multiply-accumulate (a MAC counted as 2 FLOPs): ``MACs``."""
+    return layer.macs
+
+
+def kernel_elements(layer: Layer) -> int:
+    """The taps of a convolution kernel: ``Π kernel_size``."""
+    return numel(tuple(int(k) for k in layer.hyper["kernel_size"]))
+
+
+def conv_parameters(layer: Layer) -> int:
+    """A (transposed) convolution's parameters: ``C_in·C_out/groups·Π kernel + C_out·bias``."""
+    c_in, c_out = int(layer.input[0]), int(layer.output[0])
+    weights = c_in * c_out // int(layer.hyper["groups"]) * kernel_elements(layer)
+    return weights + (c_out if layer.hyper.get("bias", True) else 0)
+
+
+def parameters_per_position(layer: Layer) -> int:
+    """torchinfo's conv rule on a transposed convolution: every parameter once per output
+    position, ``params·Π output spatial − MACs`` (the MACs are not that)."""
+    return conv_parameters(layer) * numel(layer.output[1:]) - layer.macs
+
+
+def transpose_as_conv(layer: Layer) -> int:
+    """A transposed convolution counted like a convolution, per output element:
+    ``numel(output)·C_in/groups·Π kernel − MACs``."""
+    per_output = int(layer.input[0]) // int(layer.hyper["groups"]) * kernel_elements(layer)
+    return numel(layer.output) * per_output - layer.macs
+
+
+def transpose_as_conv_and_padding(layer: Layer) -> int:
+    """torchscan: as :func:`transpose_as_conv`, plus 4 operations per spatial dimension for
+    the output padding: ``+ 4·dims``."""
+    return transpose_as_conv(layer) + 4 * (len(layer.input) - 1)
+
+
+def _calflops_transpose(layer: Layer) -> tuple[int, int]:
+    """calflops' transposed convolution (its MACs, its bias FLOPs): ``C_out`` read from the
+    weight's second dimension (``C_out/groups``), positions from the input, and the bias
+    over sizes from the *convolution* formula ``(i + 2p − d(k − 1) − 1)//s + 1``."""
+    h = layer.hyper
+    groups = int(h["groups"])
+    c_out = int(layer.output[0]) // groups
+    macs = kernel_elements(layer) * int(layer.input[0]) * (c_out // groups)
+    macs *= numel(layer.input[1:])
+    sizes = [(int(i) + 2 * int(p) - (int(d) * (int(k) - 1) + 1)) // int(s) + 1
+             for i, p, d, k, s in zip(layer.input[1:], h["padding"], h["dilation"],
+                                      h["kernel_size"], h["stride"])]  # fmt: skip
+    return macs, c_out * numel(tuple(sizes)) if h.get("bias", True) else 0
+
+
+def calflops_transpose_macs(layer: Layer) -> int:
+    """calflops' MACs of a transposed convolution: ``C_in·((C_out/groups)//groups)·Π kernel
+    ·Π input spatial − MACs`` (equal to archcalc's with one group)."""
+    return _calflops_transpose(layer)[0] - layer.macs
+
+
+def calflops_transpose_flops(layer: Layer) -> int:
+    """calflops' FLOPs of a transposed convolution: twice its MACs plus
+    ``C_out/groups·Π conv-formula sizes`` for the bias, ``− MACs``."""
+    macs, bias = _calflops_transpose(layer)
+    return 2 * macs + bias - layer.macs
+
+
+def prelu_parameters(layer: Layer) -> int:
+    """A PReLU's slopes once per sample (torchinfo): ``num_parameters``."""
+    return int(layer.hyper.get("num_parameters", 1))
+
+
+def subsample_parameters(layer: Layer) -> int:
+    """LeNet's subsampling counted as its parameters (torchinfo): ``2·C − MACs``."""
+    return 2 * int(layer.input[0]) - layer.macs
+
+
+def table_parameters_per_map(layer: Layer) -> int:
+    """torchinfo on a table convolution: the per-map weights (``weight_0``, ...) fall under
+    its RNN rule (parameters × output channels), the bias under its conv rule (× output
+    positions): ``bias·Π output spatial + weights·C_out − MACs``."""
+    table = layer.hyper["table"]
+    weights = sum(len(maps) for maps in table) * kernel_elements(layer)
+    bias = len(table) * numel(layer.output[1:]) if layer.hyper.get("bias", True) else 0
+    return bias + weights * int(layer.output[0]) - layer.macs
+
+
+def output_positions(layer: Layer) -> int:
+    """calflops' upsampling: the product of the ``size`` argument, the output's spatial
+    sizes, channels not counted: ``Π output spatial``."""
+    return numel(layer.output[1:])
+
+
+def one_per_input_2d(layer: Layer) -> int:
+    """fvcore's adaptive average pooling, handled for 2-d maps only (aten's
+    ``adaptive_avg_pool2d``): ``numel(input)`` on a 2-d map, else 0."""
+    return numel(layer.input) if len(layer.input) == 3 else 0
+
+
+def fvcore_upsample(layer: Layer) -> int:
+    """fvcore handles ``upsample_nearest2d`` (1 per output element) and
+    ``upsample_bilinear2d`` (4); other modes and 1-d/3-d maps count 0."""
+    per_element = {"nearest": 1, "bilinear": 4}.get(layer.hyper.get("mode", "nearest"), 0)
+    return numel(layer.output) * per_element if len(layer.input) == 3 else 0
 
 
 def attention_projections_left_out(layer: Layer) -> int:
