@@ -152,6 +152,10 @@ def _run(analysis: Analysis, result: VerifyResult, dev, steps: int, batch_size: 
     memory, notes = memory_checks(analysis, model, dev)
     result.checks += memory
     result.notes += notes
+    from verify.toolcheck import tool_checks
+
+    tools, tool_notes = tool_checks(analysis, model)  # only where peer tools are installed
+    result.checks += tools
     if analysis.spec.source is not None:  # imported: the same function as the module
         from verify.source import source_checks
 
@@ -193,6 +197,7 @@ def _run(analysis: Analysis, result: VerifyResult, dev, steps: int, batch_size: 
         result.compare[scheme] = train(model, dataset, steps if steps > 0 else 400, batch_size,
                                        lr=lr, seed=seed, scheme=scheme, progress=progress)  # fmt: skip
     result.seconds["training"] = time.process_time() - start
+    result.notes += tool_notes
 
 
 def _initialise(model, analysis: Analysis, scheme: str) -> None:

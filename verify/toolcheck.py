@@ -20,6 +20,7 @@ import copy
 import importlib.metadata
 import importlib.util
 import io
+import types
 import warnings
 from typing import Any, Callable, Iterator
 
@@ -98,17 +99,21 @@ RUNNERS: dict[str, Callable[[nn.Module, tuple[int, ...]], Measured]] = {
 @contextlib.contextmanager
 def torch_restored() -> Iterator[None]:
     """Put back every attribute of torch, torch.nn.functional and torch.Tensor that a tool
-    replaced (calflops leaves its patches in place when the forward pass raises)."""
+    replaced, and remove those it set over inherited ones (calflops leaves its patches in
+    place when the forward pass raises)."""
     spaces = (torch, torch.nn.functional, torch.Tensor)
     saved = [(space, dict(vars(space))) for space in spaces]
     try:
         yield
     finally:
         for space, before in saved:
-            now = vars(space)
+            now = dict(vars(space))
             for name, value in before.items():
                 if name in now and now[name] is not value:
                     setattr(space, name, value)
+            for name in now.keys() - before.keys():  # set over an inherited method (Tensor.add)
+                if not isinstance(now[name], types.ModuleType):  # not a lazily imported module
+                    delattr(space, name)
 
 
 def measure(tool: str, model: nn.Module) -> Measured:
@@ -143,9 +148,19 @@ def installed(tool: str) -> str | None:
     return version if importlib.util.find_spec(module) is not None else None
 
 
+#: The peer tools verify does not need itself; with none of them installed, check 10 is
+#: skipped entirely and verify runs as it did without it.
+PEERS = ("fvcore", "ptflops", "thop", "calflops", "torchscan")
+
+
 def tool_checks(analysis: Analysis, model: nn.Module) -> tuple[list[Check], list[str]]:
-    """10. ``conventions:TOOL`` for every installed tool; a note for the rest."""
-    checks, notes, absent = [], [], []
+    """10. ``conventions:TOOL`` for every installed tool (torchinfo included) where at least
+    one peer tool beyond verify's own torchinfo is installed; a note for the absent ones."""
+    checks: list[Check] = []
+    notes: list[str] = []
+    absent: list[str] = []
+    if not any(installed(tool) for tool in PEERS):
+        return checks, notes
     for tool in TOOL_RULES:
         version = installed(tool)
         if version is None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archcalc.errors import ArchcalcError
+from archcalc.quantities.resnet_paper import is_resnet, v1_bottlenecks
 from archcalc.quantities.tool_formulas import (
     Layer,
     NoRule,
@@ -170,6 +171,7 @@ def published_figures(analysis) -> list[Figure]:
     ]  # fmt: skip
     return [
         Figure("torchvision GFLOPS", "", macs, [], what="GFLOPS x 1e9"),
+        *resnet_paper_figures(analysis),
         Figure("FLOPs = 2 x MACs", "", macs, multiply, what="FLOPs"),
         Figure(
             "FLOPs with bias and element-wise ops",
@@ -180,6 +182,23 @@ def published_figures(analysis) -> list[Figure]:
         ),  # fmt: skip
     ]
 
+
+def resnet_paper_figures(analysis) -> list[Figure]:
+    """The ResNet paper's "FLOPs" (He et al. 2015, Table 1: multiply-adds of the v1 layout)
+    for a network of the ResNet family (:func:`is_resnet`); none for other networks."""
+    if not is_resnet(analysis):
+        return []
+    blocks = v1_bottlenecks(analysis)
+    macs = int(analysis.totals["macs"])
+    if not blocks:
+        return [Figure(PAPER, "", macs, [], what="multiply-adds")]
+    moved = Because("stride on the first 1x1", -sum(b.saved for b in blocks),
+                    "v1 downsampling bottleneck: the 1x1 at stride s, the 3x3 at stride 1",
+                    len(blocks))  # fmt: skip
+    return [Figure(PAPER, "", macs, [moved], what="multiply-adds")]
+
+
+PAPER = "ResNet paper FLOPs (v1 layout)"
 
 ELEMENTWISE = {"add", "mul", "relu", "relu6", "leaky_relu", "gelu", "silu", "tanh", "sigmoid",
                "elu", "selu", "hardswish", "hardsigmoid", "mish", "softplus", "prelu"}  # fmt: skip
