@@ -52,6 +52,10 @@ def test_small_macs():
         # thop: BN 4/elt; adaptive pool (4 + 1)·3; softmax 1 row · (3·5 − 1)
         ("thop", {"batch norm": 192, "adaptive pool": 15, "softmax": 14}),
         ("calflops", {}),
+        # calflops' FLOPs: each MAC twice (conv 864, linear 15), the conv bias (not the linear's),
+        # BN 2/elt, ReLU, both pools and softmax 1 per input element
+        ("calflops-flops", {"conv x2": 864, "conv bias": 48, "batch norm": 96, "relu": 48,
+                            "maxpool": 48, "adaptive avgpool": 12, "linear x2": 15, "softmax": 5}),
         # torchscan: BN 2/elt; max pool 12·(4 − 1); adaptive pool 3·(4 − 1 + 2); softmax no rule
         ("torchscan", {"batch norm": 96, "max pool": 36, "adaptive pool": 15}),
     ],
@@ -105,10 +109,34 @@ def test_linear_on_tokens_under_torchinfo():
     assert tool_figure(analyze(spec), "torchinfo").value == 10
 
 
-def test_unknown_type_gives_no_figure():
+def test_unknown_type_gives_no_figure(monkeypatch):
+    rules = {kind: terms for kind, terms in TOOL_RULES["thop"].items() if kind != "mish"}
+    monkeypatch.setitem(TOOL_RULES, "thop", rules)
     spec = {"name": "odd", "input": [4], "layers": [{"type": "mish"}]}
     figure = tool_figure(analyze(spec), "thop")
-    assert figure.value is None and "mish" in figure.reason
+    assert figure.value is None and "does not know how thop counts mish" in figure.reason
+
+
+def language_kinds() -> set[str]:
+    """Every layer family of the spec language, as the rule tables name them."""
+    from archcalc.language.fields import ACTIVATION_TYPES
+    from archcalc.layers.registry import RULES
+    from archcalc.quantities.tool_formulas import Layer
+
+    types = set(RULES) | set(ACTIVATION_TYPES) | {"dropout", "dropout2d", "stochastic_depth"}
+    kinds = {Layer("", t, {}, (), (), 0).kind for t in types} | {"table_conv"}
+    return kinds
+
+
+def test_every_layer_type_has_a_rule_for_every_tool():
+    # torchscan prints a partial total for the types it has no rule for; every other tool has
+    # a rule (possibly "counted as archcalc does") for every layer type of the language
+    kinds = language_kinds()
+    assert {"conv_transpose", "instance_norm", "prelu", "upsample", "rbf", "mean"} <= kinds
+    for tool, rules in TOOL_RULES.items():
+        if tool != "torchscan":
+            assert kinds - set(rules) == set(), tool
+    assert "rbf" not in TOOL_RULES["torchscan"] and "conv_transpose" in TOOL_RULES["torchscan"]
 
 
 def test_published_conventions():
@@ -154,10 +182,12 @@ def test_cli_golden(capsys, golden, monkeypatch):
 # -- against the tools themselves (skipped where they are not installed)
 
 PEER_SPECS = ["specs/lenet5.yaml", "specs/alexnet.yaml", "specs/zoo/resnet18.yaml",
-              "specs/zoo/mobilenet_v2.yaml"]  # fmt: skip
+              "specs/zoo/mobilenet_v2.yaml", "specs/zoo/lenet5_1998.yaml",
+              *sorted(f"tests/data/conventions/{p.name}"
+                      for p in (ROOT / "tests/data/conventions").glob("*.yaml"))]  # fmt: skip
 MODULES = {"torchinfo": "torchinfo", "fvcore": "fvcore", "ptflops": "ptflops",
            "ptflops-aten": "ptflops", "thop": "thop", "calflops": "calflops",
-           "torchscan": "torchscan"}  # fmt: skip
+           "calflops-flops": "calflops", "torchscan": "torchscan"}  # fmt: skip
 
 
 @pytest.mark.parametrize("tool", list(TOOL_RULES))
@@ -166,7 +196,8 @@ def test_against_tool(tool, path, monkeypatch):
     pytest.importorskip("torch")
     pytest.importorskip(MODULES[tool])
     monkeypatch.chdir(ROOT)
-    from benchmarks.conventions_check import measured, predicted
+    from benchmarks.conventions_check import measured
+    from verify.toolcheck import predicted
 
     analysis = analyze(ROOT / path)
     assert measured(tool, analysis) == predicted(tool_figure(analysis, tool))

@@ -184,7 +184,7 @@ def run(spec: Any, values: dict[str, int] | None = None, *, device: str = "auto"
 
 def _checks(analysis: Analysis, result: VerifyResult, dev: torch.device, seed: int, schemes,
             seeds: int) -> None:  # fmt: skip
-    """Checks 1-5 and 7-9, everything but training: put before any training checks."""
+    """Checks 1-5 and 7-10, everything but training: put before any training checks."""
     import time
 
     start = time.process_time()
@@ -202,6 +202,11 @@ def _checks(analysis: Analysis, result: VerifyResult, dev: torch.device, seed: i
 
     memory, notes = memory_checks(analysis, model, dev)
     checks += memory
+    from verify.toolcheck import tool_checks
+
+    tools, tool_notes = tool_checks(analysis, model)  # only where peer tools are installed
+    checks += tools
+    notes += tool_notes
     if analysis.spec.source is not None:  # imported: the same function as the module
         from verify.source import source_checks
 
