@@ -373,3 +373,42 @@ def test_solving_does_not_import_numpy_before_it_is_needed():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout  # fmt: skip
     assert out.split() == ["False", "False"]
+
+
+def test_where_sympy_gives_up_the_search_answers():
+    """Found by the property above: three ceil_mode pools with J and p free can make sympy
+    raise PrecisionExhausted deciding the last window (whether it does depends on what sympy
+    has cached, so it is forced here). The symbolic analysis says so in one line, and solve
+    asks the numeric analysis candidate by candidate instead."""
+    from sympy.core.evalf import PrecisionExhausted
+
+    from archcalc.layers import formulas
+
+    data = {"name": "q", "input": [2, "J", "J"], "symbols": {"J": None, "p": None}, "layers": [
+        {"type": "maxpool2d", "kernel_size": 3, "stride": 3, "ceil_mode": True},
+        {"type": "maxpool2d", "kernel_size": 1, "stride": 2, "padding": "p", "ceil_mode": True},
+        {"type": "maxpool2d", "kernel_size": 1, "stride": 3, "ceil_mode": True}]}  # fmt: skip
+    real = formulas.pool_output_size
+
+    def gives_up(n, *args, **kwargs):
+        if not isinstance(n, int):
+            raise PrecisionExhausted
+        return real(n, *args, **kwargs)
+
+    question = (data, ["J", "p"], ["macs <= 0"], {"J": (0, 4), "p": (0, 4)})
+    with mock.patch.object(formulas, "pool_output_size", gives_up):
+        with pytest.raises(ArchcalcError, match=r"^layers\[0\]: sympy could not work out this "
+                           r"maxpool2d's output size .*\(PrecisionExhausted\)"):  # fmt: skip
+            analyze(data, symbolic=True)
+        found = solve(*question)
+    assert found.method.startswith("bounded integer search") and "sympy could not" in found.method
+    expected = []
+    for j in range(5):
+        for p in range(5):
+            try:
+                macs = analyze(data, J=j, p=p).totals["macs"]
+            except ArchcalcError:
+                continue  # an invalid network is not a solution
+            if macs <= 0:
+                expected.append({"J": j, "p": p})
+    assert found.solutions == expected and expected

@@ -14,7 +14,7 @@ Paths name places in the expanded network: ``layers[4].body[2]``; iteration
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from archcalc import collector
 from archcalc.errors import ArchcalcError, SpecWarning
@@ -333,6 +333,18 @@ class _Elaborator:
             shape = rule.output_shape(h, inp, note)
         except ArchcalcError as err:
             raise err.at(path) from None
+        except ArithmeticError as err:
+            if all(isinstance(v, int) for v in _numbers(inp)):
+                raise
+            # sympy gave up on a formula (PrecisionExhausted deciding a ceil_mode pool's last
+            # window): say so; solve then asks the numeric analysis candidate by candidate
+            failure = ArchcalcError(
+                f"sympy could not work out this {h['type']}'s output size for every value of "
+                f"the symbols ({type(err).__name__}); give them values (--set NAME=VALUE)",
+                path=path,
+            )
+            failure.symbolic_limit = True
+            raise failure from None
         self._locate()
         node = Node(len(self.nodes), path, name, h["type"], h, inputs, shape, shown)
         self.nodes.append(node)
@@ -517,3 +529,12 @@ class _Elaborator:
         out = self.node({"type": "concat", "dim": dim}, None, tuple(outs), f"{path}.cat",
                         shown=False)  # fmt: skip
         return out, tuple(children)
+
+
+def _numbers(shape: Any) -> Iterator[Any]:
+    """The sizes in a shape, or in a merge's tuple of shapes."""
+    for value in shape:
+        if isinstance(value, tuple):
+            yield from value
+        else:
+            yield value

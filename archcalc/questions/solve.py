@@ -238,11 +238,17 @@ def solve(spec: Any, unknowns: list[str], where: list[str], ranges: dict[str, tu
     if solving_batch:  # a batch holds at least one sample
         lo, hi = bounds[BATCH]
         bounds[BATCH] = (max(lo, 1), hi)
-    symbolic = analyze(spec, symbolic=True, **{k: v for k, v in values.items()},
-                       **{k: d for k, d in spec.symbols.items()
-                          if k not in unknowns and k not in values and d is not None})  # fmt: skip
-    batch = expr.symbol(BATCH) if solving_batch else None
     exact = _exact(spec, constraints, unknowns, values, memory, solving_batch)
+    try:
+        symbolic = analyze(spec, symbolic=True, **{k: v for k, v in values.items()},
+                           **{k: d for k, d in spec.symbols.items()
+                              if k not in unknowns and k not in values and d is not None})  # fmt: skip
+    except ArchcalcError as err:
+        if not getattr(err, "symbolic_limit", False):
+            raise
+        return _search(constraints, unknowns, bounds, None, memory, exact, _count(bounds),
+                       f"{err.path}: {err.message}")  # fmt: skip
+    batch = expr.symbol(BATCH) if solving_batch else None
     closed = _closed_form(symbolic, constraints, unknowns, bounds, memory, batch)
     # solveset sees the formulas, not whether the network is valid there (J = 0 channels,
     # 64/J not whole): each solution is confirmed by the exact analysis, or, where there are
@@ -316,7 +322,7 @@ def _vectorised(symbolic: Analysis, constraints: list[Constraint], unknowns: lis
     method = (f"vectorised over {ranges_text}, {total:,} candidates (numpy, from the symbolic "
               f"formulas; {below}{found.checked} checked by the exact analysis)")  # fmt: skip
     solution = Solution(list(unknowns), dict(bounds), method, found.solutions)
-    if not solution.solutions:
+    if not solution.solutions and symbolic is not None:
         solution.why = _why(symbolic, constraints, unknowns, found.each, memory)
     return solution, ""
 
@@ -405,7 +411,7 @@ def _integers_in(region, lo: int, hi: int) -> list[int] | None:
 
 
 def _search(constraints: list[Constraint], unknowns: list[str], bounds: dict,
-            symbolic: Analysis, memory: MemoryOptions | None, exact, total: int,
+            symbolic: Analysis | None, memory: MemoryOptions | None, exact, total: int,
             reason: str = "") -> Solution:  # fmt: skip
     """Re-run the exact numeric analysis for every candidate (``reason``: why not vectorised)."""
     if total > MAX_CANDIDATES:
@@ -426,7 +432,7 @@ def _search(constraints: list[Constraint], unknowns: list[str], bounds: dict,
                 each[i].append(assignment)
         if all(results):
             solution.solutions.append(assignment)
-    if not solution.solutions:
+    if not solution.solutions and symbolic is not None:
         solution.why = _why(symbolic, constraints, unknowns,
                             [(len(hits), hits[:4]) for hits in each], memory)  # fmt: skip
     return solution
