@@ -50,15 +50,20 @@ FIELD_MINIMUM = {
 }  # fmt: skip
 
 
+def _expression(text: str) -> str:
+    """An expression string, parsed now so that a syntax error is reported at load time."""
+    try:
+        expr.parse(text)
+    except ArchcalcError as err:
+        raise ValueError(err.message) from None
+    return text
+
+
 def _int_or_expression(value: Any, minimum: int | None) -> int | str:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError(_expected(minimum))
     if isinstance(value, str):
-        try:
-            expr.parse(value)
-        except ArchcalcError as err:
-            raise ValueError(err.message) from None
-        return value
+        return _expression(value)
     if minimum is not None and value < minimum:
         raise ValueError(_expected(minimum))
     if abs(value) > expr.MAX_VALUE:
@@ -110,11 +115,7 @@ def _probability(value: Any) -> float | str:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError("expected a probability in [0, 1) or an expression string")
     if isinstance(value, str):
-        try:
-            expr.parse(value)
-        except ArchcalcError as err:
-            raise ValueError(err.message) from None
-        return value
+        return _expression(value)
     if not 0 <= value < 1:
         raise ValueError(f"expected a probability in [0, 1). Received: {value}")
     return float(value)
