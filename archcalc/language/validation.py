@@ -222,12 +222,7 @@ def format_path(loc: tuple) -> str:
 
 
 def _layer_type_at(data: Any, loc: tuple) -> str | None:
-    node = data
-    for item in loc:
-        try:
-            node = node[item]
-        except (KeyError, IndexError, TypeError):
-            return None
+    node = _value_at(data, loc)
     kind = node.get("type") if isinstance(node, dict) else None
     return kind if isinstance(kind, str) else None
 
