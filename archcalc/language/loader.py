@@ -19,6 +19,7 @@ from archcalc import collector
 from archcalc.errors import ArchcalcError
 from archcalc.language import fast
 from archcalc.language.values import is_spec
+from archcalc.language.yaml_events import read_events
 
 if TYPE_CHECKING:
     from archcalc.language.spec import Spec
@@ -81,7 +82,16 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
         self.lines: dict[int, int] = {}
 
     def construct_object(self, node, deep=False):
-        data = super().construct_object(node, deep)
+        try:
+            data = super().construct_object(node, deep)
+        except (ValueError, OverflowError) as err:  # 2026-13-45 looks like a date, is not one
+            if not isinstance(node, yaml.ScalarNode):
+                raise
+            mark = node.start_mark
+            raise ArchcalcError(
+                f"line {mark.line + 1}, column {mark.column + 1}: invalid YAML: cannot read "
+                f"{node.value!r} as {node.tag.rsplit(':', 1)[-1]} ({err})"
+            ) from None
         if isinstance(node, yaml.MappingNode):
             self.lines[id(data)] = node.start_mark.line + 1
         return data
@@ -108,10 +118,12 @@ def parse_document(
     try:
         if is_json:
             data = json.loads(text, object_pairs_hook=_no_duplicates)
-        else:
+        elif (usual := _usual(text)) is not None:
+            data, lines = usual
+        else:  # anchors, tags, merge keys, errors: PyYAML's constructor
             loader = _Loader(text)
             try:
-                with collector.paused():  # PyYAML's objects all survive: see archcalc.collector
+                with collector.paused():
                     data = loader.get_single_data()
                 lines = loader.lines
             finally:
@@ -134,6 +146,11 @@ def parse_document(
     except (RecursionError, MemoryError):
         raise ArchcalcError("document is nested too deeply to read", file=file) from None
     return data, lines
+
+
+def _usual(text: str) -> tuple[Any, dict] | None:
+    with collector.paused():  # every object read survives: see archcalc.collector
+        return read_events(text)
 
 
 def _tab_at(text: str, mark) -> bool:
