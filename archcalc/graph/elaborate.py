@@ -76,6 +76,7 @@ class _Elaborator:
     def __init__(self, spec: Spec, env: dict[str, Value]):
         self.lines: dict[int, int] = spec._lines
         self.spec, self.env = spec, env
+        self.symbols = {name: env[name] for name in spec.symbols}  # what every block sees
         self.nodes: list[Node] = []
         self.warnings: list = []
         self.assumptions: list[tuple[str, str]] = []
@@ -139,14 +140,17 @@ class _Elaborator:
         if isinstance(value, int):
             return value
         try:
-            result = expr.evaluate_text(value, env)
+            # a plain name holding a number (a block argument passed on): no parse needed
+            result = env.get(value)
+            if type(result) is not int:
+                result = expr.evaluate_text(value, env)
         except ArchcalcError as err:
             raise err.at(path) from None
         minimum = FIELD_MINIMUM.get(name)
-        if minimum is not None:
+        if minimum is not None and not (type(result) is int and result >= minimum):
             Note(path, self.warnings, self.assumptions).at_least(
-                result, minimum, f"expected {name} >= {minimum}. Received: {name}={value!r} = "
-                f"{expr.to_text(result)}",
+                result, minimum, lambda: f"expected {name} >= {minimum}. Received: "
+                f"{name}={value!r} = {expr.to_text(result)}",
             )  # fmt: skip
         return result
 
@@ -205,7 +209,7 @@ class _Elaborator:
         return held
 
     def block_env(self, call: Any, env: Mapping[str, Value], path: str) -> dict[str, Value]:
-        inner = {name: self.env[name] for name in self.spec.symbols}
+        inner = dict(self.symbols)
         for param, value in (call.__pydantic_extra__ or {}).items():
             if isinstance(value, str) and value in ACTIVATION_TYPES:
                 inner[param] = value

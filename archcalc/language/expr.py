@@ -305,6 +305,9 @@ def make_divisible(v: Any, divisor: Any, min_value: Any = None) -> int:
 
     if divisor <= 0:
         raise ArchcalcError(f"make_divisible() needs a positive divisor. Received: {divisor}")
+    if type(v) is int and type(divisor) is int and min_value is None:  # the same, in ints
+        new = max(divisor, (v + divisor // 2) // divisor * divisor)
+        return new + divisor if 10 * new < 9 * v else new
     v, floor_of = Fraction(v), lambda x: x.numerator // x.denominator
     new = max(divisor if min_value is None else min_value,
               floor_of(v + Fraction(divisor, 2)) // divisor * divisor)  # fmt: skip

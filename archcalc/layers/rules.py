@@ -157,6 +157,10 @@ def check_window(inp: Shape, k, p, d, note: Note, pe=None) -> None:
     """The (dilated) window must fit in the padded input: ``n + p + p_end >= d(k-1) + 1``."""
     pe = p if pe is None else pe
     for n, ki, pi, qi, di in zip(inp[1:], k, p, pe, d):
+        if type(n) is type(ki) is type(pi) is type(qi) is type(di) is int and (
+            n + pi + qi >= di * (ki - 1) + 1
+        ):
+            continue  # the usual case, decided without building the message
         note.at_least(
             n + pi + qi, di * (ki - 1) + 1,
             lambda n=n, ki=ki, pi=pi, qi=qi, di=di: f"output size < 1: the window "
@@ -185,8 +189,8 @@ def warn_uncovered(layer_type: str, n, k, s, p, d, note: Note, pe=None) -> None:
     words = _DIM_WORDS.get(len(n), ("position",) * len(n))
     lost: dict[tuple, list[str]] = {}
     for word, ni, ki, si, pi, qi, di in zip(words, n, k, s, p, pe, d):
-        if any(is_symbolic(v) for v in (ni, ki, si, pi, qi, di)):
-            continue
+        if si == 1 or any(is_symbolic(v) for v in (ni, ki, si, pi, qi, di)):
+            continue  # stride 1 covers every row
         left = f.uncovered_input(ni, ki, si, pi, di, qi)
         if left:
             window = di * (ki - 1) + 1
