@@ -157,7 +157,7 @@ def bench_zoo_per_layer() -> None:
         for n, text in texts.items():
             for _ in range(5):
                 start = time.process_time()
-                analyze(text).totals
+                _ = analyze(text).totals
                 best[n] = min(best[n], time.process_time() - start)
         best["then"] = min(best["then"], then.best_of(5) or float("inf"))
     print("5. zoo specs, YAML text -> totals, CPU time per graph node (best of 40, interleaved)")
