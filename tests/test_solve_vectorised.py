@@ -412,3 +412,30 @@ def test_where_sympy_gives_up_the_search_answers():
             if macs <= 0:
                 expected.append({"J": j, "p": p})
     assert found.solutions == expected and expected
+
+
+def test_solutions_are_read_lazily_but_behave_as_a_list():
+    """The vectorised search keeps its solutions as integer arrays; reading them gives the
+    same dicts, in the same order, as a list would (indexing, slices, iteration, JSON)."""
+    import json
+
+    import numpy as np
+
+    from archcalc.questions.vectorised import Assignments
+
+    found = Assignments(["H", "W"])
+    found.add(np.array([[1, 2], [1, 3]]))
+    found.add(np.array([[2, 2]]))
+    want = [{"H": 1, "W": 2}, {"H": 1, "W": 3}, {"H": 2, "W": 2}]
+    assert found == want and list(found) == want and len(found) == 3
+    assert found[-1] == want[-1] and found[1:] == want[1:] and found[::2] == want[::2]
+    assert found != want[:2] and found != [*want[:2], {"H": 2, "W": 3}]
+    assert all(type(v) is int for s in found for v in s.values())
+    with pytest.raises(IndexError):
+        found[3]
+    found.merged([{"H": 0, "W": 5}])  # decided one by one (a value below 1): sorted in
+    assert found == [{"H": 0, "W": 5}, *want]
+    from archcalc.questions.solve import Solution
+
+    data = dict(symbols=["H", "W"], ranges={}, method="m", solutions=found)
+    assert json.loads(json.dumps(Solution(**data).to_dict()))["solutions"][0] == {"H": 0, "W": 5}

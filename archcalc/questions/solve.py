@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -81,12 +82,13 @@ class Solution:
     symbols: list[str]
     ranges: dict[str, tuple[int, int]]
     method: str
-    solutions: list[dict[str, int]] = field(default_factory=list)
+    #: a list, or the vectorised search's :class:`~archcalc.questions.vectorised.Assignments`
+    solutions: Sequence[dict[str, int]] = field(default_factory=list)
     why: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"symbols": self.symbols, "ranges": {k: list(v) for k, v in self.ranges.items()},
-                "method": self.method, "solutions": self.solutions, "why": self.why or None}  # fmt: skip
+                "method": self.method, "solutions": list(self.solutions), "why": self.why or None}  # fmt: skip
 
 
 def parse_constraint(text: str) -> Constraint:

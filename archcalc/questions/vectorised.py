@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -214,11 +215,73 @@ def _rules() -> dict:
 # --------------------------------------------------------------------------- the search
 
 
+class Assignments(Sequence):
+    """Solutions as rows of integer arrays, one ``{name: value}`` dict made per solution read.
+
+    Building 70,000 dicts costs more than finding them; a user reads the first fifty.
+    Equal to any sequence of the same dicts in the same order.
+    """
+
+    def __init__(self, unknowns: list[str]):
+        self.unknowns = list(unknowns)
+        self.chunks: list[Any] = []  # arrays of shape (solutions, unknowns)
+        self.ends: list[int] = []  # solutions up to the end of each chunk
+        self.extra: list[dict[str, int]] | None = None  # all of them, once merged and sorted
+
+    def add(self, rows: Any) -> None:
+        if len(rows):
+            self.chunks.append(rows)
+            self.ends.append((self.ends[-1] if self.ends else 0) + len(rows))
+
+    def merged(self, more: list[dict[str, int]]) -> None:
+        """Merge solutions decided one by one, in the search's order (rare: values below 1)."""
+        key = lambda a: tuple(a[n] for n in self.unknowns)  # noqa: E731
+        self.extra = sorted([*self, *more], key=key)
+
+    def __len__(self) -> int:
+        if self.extra is not None:
+            return len(self.extra)
+        return self.ends[-1] if self.ends else 0
+
+    def _row(self, i: int) -> dict[str, int]:
+        import bisect
+
+        chunk = bisect.bisect_right(self.ends, i)
+        start = self.ends[chunk - 1] if chunk else 0
+        return dict(zip(self.unknowns, self.chunks[chunk][i - start].tolist()))
+
+    def __getitem__(self, index: Any) -> Any:
+        if self.extra is not None:
+            return self.extra[index]
+        if isinstance(index, slice):
+            return [self._row(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("solution index out of range")
+        return self._row(index)
+
+    def __iter__(self) -> Iterator[dict[str, int]]:
+        if self.extra is not None:
+            yield from self.extra
+            return
+        for chunk in self.chunks:
+            yield from _assignments(self.unknowns, chunk.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    def __repr__(self) -> str:
+        return f"Assignments({len(self)} solutions)"
+
+
 @dataclass
 class Outcome:
     """What the vectorised search found, in the order of the per-candidate search."""
 
-    solutions: list[dict[str, int]] = field(default_factory=list)
+    solutions: Assignments
     #: per constraint: how many candidates satisfy it alone, and the first four
     each: list[tuple[int, list[dict[str, int]]]] = field(default_factory=list)
     checked: int = 0  # candidates re-checked by the exact analysis
@@ -245,7 +308,7 @@ def search(analysis: Any, references: list[tuple[Any, str, Any]], unknowns: list
     valid = _validity(compiler, analysis)
     holds = [_constraint(compiler, lhs, op, rhs) for lhs, op, rhs in references]
     dtype = "int64" if compiler.peak < _INT64_SAFE else "object"
-    outcome = Outcome(each=[(0, []) for _ in references])
+    outcome = Outcome(Assignments(unknowns), each=[(0, []) for _ in references])
     sample = _Sample(positive, unknowns)
     box = [positive[n] for n in unknowns]
     if all(lo <= hi for lo, hi in box):
@@ -348,7 +411,10 @@ def _run_block(block, unknowns, dtype, valid, holds, outcome: Outcome, sample: _
             for c, where in ((first, hits[0]), (last, hits[-1])):
                 sample.verdicts[c] = _verdict(ok, each, where)
 
-    outcome.solutions += _assignments(unknowns, at(np.flatnonzero(every)))
+    found = np.flatnonzero(every)
+    if found.size:
+        coords = np.unravel_index(found, shape)
+        outcome.solutions.add(np.stack([c + lo for c, lo in zip(coords, origin)], axis=1))
     for i, mask in enumerate(each):
         hits = np.flatnonzero(mask)
         count, first = outcome.each[i]
@@ -394,6 +460,7 @@ def _merge_exact(bounds, positive, unknowns, exact: Exact, outcome: Outcome, lim
     if len(below) > limit:
         raise Unsupported(f"{len(below):,} candidates have a value below 1 (at most {limit:,})")
     key = lambda a: tuple(a[n] for n in unknowns)  # noqa: E731
+    more: list[dict[str, int]] = []
     for c in below:
         assignment = dict(zip(unknowns, c))
         try:
@@ -404,12 +471,12 @@ def _merge_exact(bounds, positive, unknowns, exact: Exact, outcome: Outcome, lim
         if verdict is None:
             continue
         if all(verdict):
-            outcome.solutions.append(assignment)
+            more.append(assignment)
         for i, ok in enumerate(verdict):
             if ok:
                 count, first = outcome.each[i]
                 outcome.each[i] = (count + 1, sorted([*first, assignment], key=key)[:4])
-    outcome.solutions.sort(key=key)
+    outcome.solutions.merged(more)
 
 
 def _show(assignment: dict[str, int]) -> str:
