@@ -20,9 +20,10 @@ the example took is the graph.
 
 from __future__ import annotations
 
+import io
 import logging
 import operator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from typing import Any, Callable
 
 import torch
@@ -46,13 +47,15 @@ def _first_line(err: BaseException) -> str:
 
 @contextmanager
 def _quiet() -> Any:
-    """torch.export logs its guards and graphs when it fails; the error says what failed."""
+    """torch.export logs its guards and prints its partial graph when it fails (to stderr);
+    the one-line error says what failed."""
     loggers = [logging.getLogger(name) for name in ("torch", "torch.fx", "torch._dynamo")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.CRITICAL)
     try:
-        yield
+        with redirect_stderr(io.StringIO()):
+            yield
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
@@ -114,14 +117,16 @@ class _Rebuilder:
                 return key, path
         return None
 
-    def stack(self, n: fx.Node, upto: str | None = None) -> dict[str, tuple[str, type]]:
+    def stack(self, n: fx.Node | None, upto: str | None = None) -> dict[str, tuple[str, type]]:
         """The node's modules as the fx tracer records them: (path, class), the root left out,
-        ending with the leaf ``upto`` where given."""
+        ending with the leaf ``upto``, or (by default) before the first leaf."""
         found: dict[str, tuple[str, type]] = {}
-        for key, (path, _) in (n.meta.get("nn_module_stack") or {}).items():
+        for key, (path, _) in (n.meta.get("nn_module_stack") or {} if n else {}).items():
             m = self.modules.get(path)
             if not path or m is None:
                 continue
+            if upto is None and self.is_leaf(m, path):
+                break
             found[key] = (path, type(m))
             if path == upto:
                 break
@@ -161,8 +166,9 @@ class _Rebuilder:
     def find(self, name: str) -> fx.Node:
         return next(n for n in self.program.graph.nodes if n.name == name)
 
-    def value(self, arg: Any) -> Any:
-        """The new graph's counterpart of an exported node (or of nodes inside a value)."""
+    def value(self, arg: Any, reader: fx.Node | None = None) -> Any:
+        """The new graph's counterpart of an exported node (or of nodes inside a value); a
+        parameter is fetched where ``reader`` first reads it, in the modules around it."""
 
         def one(n: fx.Node) -> Any:
             if n in self.env:
@@ -176,7 +182,11 @@ class _Rebuilder:
                 self.root[target] = self.constants[n.name]
                 node = self.graph.call_function(constant_tensor, (self.graph.get_attr(target),))
             else:
-                raise ArchcalcError(f"torch.export graph: {n.name} is read before it is made")
+                raise ArchcalcError(
+                    f"the torch.export graph reads {n.name} ({n.op}), which the importer cannot "
+                    "rebuild (a higher-order operation: torch.no_grad or torch.cond in forward?)"
+                )
+            node.meta["nn_module_stack"] = self.stack(reader)
             self.env[n] = node
             return node
 
@@ -197,7 +207,7 @@ class _Rebuilder:
         outputs = [n for n in nodes if any(u not in inside for u in n.users)]
         m = self.modules[path]
         self.root[path] = m
-        args = tuple(self.value(a) for a in inputs)
+        args = tuple(self.value(a, nodes[0]) for a in inputs)
         if isinstance(m, nn.MultiheadAttention) and len(args) == 1:
             args, inputs = args * 3, inputs * 3  # self-attention: m(x, x, x)
         node = self.graph.call_module(path, args)
@@ -214,7 +224,7 @@ class _Rebuilder:
 
     def operation(self, n: fx.Node) -> None:
         """A node outside every leaf: its torch-level form, or its ATen operation as it is."""
-        args, kwargs = self.value(n.args), self.value(n.kwargs)
+        args, kwargs = self.value(n.args, n), self.value(n.kwargs, n)
         mapped = _torch_level(n, args, kwargs)
         op, target, args, kwargs = mapped or ("call_function", n.target, args, kwargs)
         node = self.graph.create_node(op, target, tuple(args), dict(kwargs), name=n.name)
@@ -276,7 +286,7 @@ def _torch_level(n: fx.Node, args: tuple, kwargs: dict) -> tuple | None:
         return "call_function", operator.add if base == "add" else operator.mul, args[:2], {}
     simple = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
               "silu": F.silu, "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid,
-              "mish": F.mish, "selu": F.selu, "matmul": torch.matmul}  # fmt: skip
+              "mish": F.mish, "selu": F.selu, "relu6": F.relu6, "matmul": torch.matmul}  # fmt: skip
     if base in simple:
         return "call_function", simple[base], args, {}
     if base == "gelu":

@@ -42,6 +42,7 @@ from verify.import_common import (
     _is_tensor_tuple,
     _size,
     _Unsupported,
+    _where,
 )
 from verify.import_export import export_graph
 from verify.import_functions import FunctionConversions
@@ -167,8 +168,7 @@ class _Converter(FunctionConversions):
             try:
                 self.convert(n)
             except _Unsupported as err:
-                where = n.target if n.op == "call_module" else n.name
-                self.problems.append(f"{where} ({_describe(n)}): {err}")
+                self.problems.append(f"{_where(n)} ({_describe(n)}): {err}")
                 self.refs[n] = None
 
     def convert(self, n: fx.Node) -> None:
