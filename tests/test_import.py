@@ -285,7 +285,9 @@ def test_shape_dependent_control_flow_is_imported_through_torch_export(training)
     assert "- {name: stages.1, type: Stage}" in text and "- {name: stages.3, type: Stage_2}" in text
     assert "      - {name: pool, type: maxpool2d, kernel_size: 2, stride: 2}" in text
     assert text.count("pool, type: maxpool2d") == 1  # Stage_2 (8 wide) does not pool
-    assert "- {name: relu6, type: relu6}" in text and "- {name: drop, type: dropout, p: 0.2}" in text
+    assert (
+        "- {name: relu6, type: relu6}" in text and "- {name: drop, type: dropout, p: 0.2}" in text
+    )
 
 
 def test_a_residual_module_fx_cannot_trace_adds_its_named_input():
@@ -396,6 +398,34 @@ def test_import_command_writes_a_spec_that_verify_proves(tmp_path, capsys):
     report = capsys.readouterr().out
     assert code == 0, report
     assert "source" in report
+
+
+def test_import_command_says_when_torch_export_traced(tmp_path, capsys):
+    source = tmp_path / "branchy.py"
+    source.write_text(
+        "from torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv, self.pool = nn.Conv2d(1, 4, 3), nn.MaxPool2d(2)\n"
+        "    def forward(self, x):\n"
+        "        x = self.conv(x)\n"
+        "        return self.pool(x) if x.shape[-1] > 8 else x\n"
+        "def make():\n"
+        "    return Net()\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "branchy.yaml"
+    assert main(["import", f"{source}:make", "--input", "1,12,12", "-o", str(out)]) == 0
+    assert capsys.readouterr().err == (
+        f"{out}: 2 layers, 40 parameters, 3,600 MACs (torch.export, at this input shape; torch.fx "
+        "could not trace it (TraceError: symbolically traced variables cannot be used as inputs "
+        "to control flow), 2 operations)\n"
+    )
+    assert 'method: "torch.export, at this input shape' in " ".join(out.read_text().split())
+    code = main(["verify", str(out), "--steps", "0", "--seeds", "1", "--schemes", "recommended"])
+    report = capsys.readouterr().out
+    assert code == 0 and "source" in report, report
 
 
 def test_import_errors_are_one_line(tmp_path, capsys):

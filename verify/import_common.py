@@ -87,7 +87,9 @@ def _describe(n: fx.Node) -> str:
     if n.op == "call_module":
         return "module"
     target = n.target
-    name = str(target) if isinstance(target, torch._ops.OpOverload) else getattr(
-        target, "__name__", str(target)
+    name = (
+        str(target)
+        if isinstance(target, torch._ops.OpOverload)
+        else getattr(target, "__name__", str(target))
     )
     return f"{'method' if n.op == 'call_method' else 'function'} {name}"

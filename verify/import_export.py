@@ -318,7 +318,7 @@ def _torch_level(n: fx.Node, args: tuple, kwargs: dict) -> tuple | None:
         dim = args[1] % _rank(n.args[0])
         return "call_function", operator.getitem, (x, (slice(None),) * dim + (args[2],)), {}
     if name == "slice":
-        dim, start, end, step = (list(args[1:]) + [0, None, None, 1][len(args) - 1:])[:4]
+        dim, start, end, step = (list(args[1:]) + [0, None, None, 1][len(args) - 1 :])[:4]
         dim = dim % _rank(n.args[0])
         size = n.args[0].meta["val"].shape[dim]
         if start in (None, 0) and (end is None or end >= size) and step == 1:
