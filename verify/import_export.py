@@ -86,6 +86,7 @@ class _Rebuilder:
         from torch.export.graph_signature import InputKind, OutputKind
 
         self.modules = dict(module.named_modules())
+        self.name = type(module).__name__
         self.is_leaf = is_leaf
         self.program = program
         self.graph = fx.Graph()
@@ -183,7 +184,8 @@ class _Rebuilder:
                 node = self.graph.call_function(constant_tensor, (self.graph.get_attr(target),))
             else:
                 raise ArchcalcError(
-                    f"the torch.export graph reads {n.name} ({n.op}), which the importer cannot "
+                    f"cannot import {self.name}: the torch.export graph reads {n.name} ({n.op}), "
+                    "which the importer cannot "
                     "rebuild (a higher-order operation: torch.no_grad or torch.cond in forward?)"
                 )
             node.meta["nn_module_stack"] = self.stack(reader)
