@@ -8,6 +8,7 @@ module's. torchvision is used only where it can be imported (see torchvision_mod
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -190,13 +191,191 @@ def test_unsupported_operations_are_named_with_what_was_understood():
     assert "function torch" in message and message.endswith("understood 1 of 2")
 
 
-def test_data_dependent_control_flow_is_a_clear_error():
+class Stage(nn.Module):
+    """Pools only while the image is larger than 8: Python control flow on a shape."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.act = nn.ReLU6(inplace=True)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x):
+        x = self.act(self.bn(self.conv(x)))
+        if x.shape[-1] > 8:
+            x = self.pool(x)
+        return x
+
+
+class Pyramid(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stages = nn.Sequential(Stage(3, 8), Stage(8, 8), Stage(8, 16), Stage(16, 16))
+        self.drop = nn.Dropout(0.2)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        if x.size(1) != 3:
+            raise ValueError(f"expected 3 channels, got {x.size(1)}")
+        x = self.stages(x)
+        return self.fc(self.drop(F.relu6(x.mean((2, 3)))))
+
+
+class Residual(nn.Module):
+    """Adds its input only where the channels match (checked in Python), in place."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        identity = x
+        out = self.conv2(self.relu(self.conv1(x)))
+        if out.shape[1] == identity.shape[1]:
+            out += identity
+        return self.relu(out)
+
+
+class ResidualNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.layers = nn.ModuleList([Residual(8) for _ in range(3)])
+        self.head = nn.Linear(8 * 16, 4)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer(x)
+        x = F.adaptive_avg_pool2d(x, (4, 4))
+        return self.head(x.reshape(x.shape[0], -1))
+
+
+def _proved(module, shape, **options):
+    """The module imported, analysed, built and checked against itself (check 7)."""
+    training = options.get("training", False)
+    source = {"module": "tests", "kwargs": {}, **({"training": True} if training else {})}
+    imported = import_module(module, shape, name=type(module).__name__, source=source, **options)
+    text = to_yaml(imported.spec)
+    analysis = analyze(text)
+    assert analysis.totals["params"] == sum(p.numel() for p in module.parameters())
+    checks = source_checks(analysis, build(analysis), CPU, module=module)
+    assert [(c.name, c.passed) for c in checks] == [
+        ("source:params", True), ("source:macs", True), ("source:output", True)
+    ], [(c.name, c.expected, c.measured, c.detail) for c in checks]  # fmt: skip
+    return imported, text
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_shape_dependent_control_flow_is_imported_through_torch_export(training):
+    from verify.importer import _Tracer
+
+    torch.manual_seed(0)
+    module = Pyramid()
+    with pytest.raises(Exception, match="symbolically traced variables"):
+        _Tracer().trace(module)  # torch.fx cannot: `if x.shape[-1] > 8`
+    imported, text = _proved(module, (3, 32, 32), training=training)
+    assert imported.method.startswith("torch.export, at this input shape; torch.fx could not "
+                                      "trace it (TraceError: symbolically traced")  # fmt: skip
+    assert f"archcalc import ({imported.method})" in " ".join(text.split())
+    # as readable as fx's: the stages that pool (32 and 16 wide) are one block, the others another
+    assert "blocks:\n  Stage:\n" in text and "  Stage_2:\n" in text
+    assert "- {name: stages.1, type: Stage}" in text and "- {name: stages.3, type: Stage_2}" in text
+    assert "      - {name: pool, type: maxpool2d, kernel_size: 2, stride: 2}" in text
+    assert text.count("pool, type: maxpool2d") == 1  # Stage_2 (8 wide) does not pool
+    assert (
+        "- {name: relu6, type: relu6}" in text and "- {name: drop, type: dropout, p: 0.2}" in text
+    )
+
+
+def test_a_residual_module_fx_cannot_trace_adds_its_named_input():
+    torch.manual_seed(0)
+    imported, text = _proved(ResidualNet(), (3, 8, 8))
+    assert imported.method.startswith("torch.export")
+    assert "blocks:\n  Residual:\n" in text
+    assert "- {name: add, type: add, inputs: [conv2, input]}" in text  # `out += identity`
+    assert "- {name: layers.2, type: Residual}" in text
+    assert "- {name: reshape, type: reshape, shape: [128]}" in text
+
+
+@pytest.mark.parametrize("cls, shape, params", CASES, ids=[c[0].__name__ for c in CASES])
+def test_the_export_fallback_writes_what_fx_writes(cls, shape, params, monkeypatch):
+    """Every module fx traces, imported through torch.export instead: the same spec (names of
+    operations may differ: fx's ``getitem`` is export's ``select``), proved by check 7."""
+    import verify.importer
+
+    def layers(spec):
+        return [(item["type"], {k: v for k, v in item.items() if k not in ("name", "input", "inputs")})
+                for item in spec["layers"]], spec.get("blocks")  # fmt: skip
+
+    torch.manual_seed(0)
+    module = cls()
+    by_fx = import_module(module, shape)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("refused for the test")
+
+    monkeypatch.setattr(verify.importer._Tracer, "trace", refuse)
+    imported, _ = _proved(module, shape)
+    assert imported.method.endswith("(RuntimeError: refused for the test)")
+    assert layers(imported.spec) == layers(by_fx.spec)
+    assert imported.operations == by_fx.operations
+
+
+def test_data_dependent_control_flow_is_a_clear_error(capsys):
     class Branchy(nn.Module):
         def forward(self, x):
             return x if x.sum() > 0 else -x
 
-    with pytest.raises(ArchcalcError, match=r"^torch.fx cannot trace Branchy \(TraceError"):
+    with pytest.raises(ArchcalcError) as info:
         import_module(Branchy(), (3,))
+    message = str(info.value)
+    assert re.match(
+        r"torch.fx cannot trace Branchy \(TraceError: symbolically traced variables .*\), nor can "
+        r"torch.export \(GuardOnDataDependentSymNode: Could not guard on data-dependent .*\); "
+        r"data-dependent control flow or an untraceable operation$", message
+    ), message  # fmt: skip
+    assert "\n" not in message
+    assert capsys.readouterr().err == ""  # torch.export's partial graph is not printed
+
+
+def test_an_operation_without_equivalent_is_named_in_an_export_traced_module():
+    class Rolled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+            self.pad = nn.Conv2d(3, 3, 3, padding=1, padding_mode="reflect")
+
+        def forward(self, x):
+            if x.shape[-1] > 4:
+                x = self.conv(x)
+            return torch.cat([torch.roll(x, 1, dims=2), self.pad(x)], dim=1)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(Rolled(), nn.ReLU())
+
+        def forward(self, x):
+            return self.body(x)
+
+    with pytest.raises(ArchcalcError) as info:
+        import_module(Net(), (3, 8, 8))
+    assert str(info.value) == (
+        "cannot import Net: 4 of 5 operations have no spec equivalent: "
+        "roll in body.0 (function aten.roll.default): ATen operation aten.roll.default has no "
+        "spec equivalent; body.0.pad (module): padding_mode='reflect'; "
+        "cat in body.0 (function cat): reads something that is not a tensor; and 1 more; "
+        "understood 1 of 5"
+    )
+    # the same places as torch.fx names them where it can trace
+    Rolled.forward = lambda self, x: torch.cat([torch.roll(self.conv(x), 1, dims=2),
+                                                self.pad(self.conv(x))], dim=1)  # fmt: skip
+    with pytest.raises(ArchcalcError, match=r": roll in body.0 \(function roll\): function "
+                       r"torch\S*roll has no spec equivalent; body.0.pad \(module\)"):  # fmt: skip
+        import_module(Net(), (3, 8, 8))
 
 
 def test_import_command_writes_a_spec_that_verify_proves(tmp_path, capsys):
@@ -219,6 +398,34 @@ def test_import_command_writes_a_spec_that_verify_proves(tmp_path, capsys):
     report = capsys.readouterr().out
     assert code == 0, report
     assert "source" in report
+
+
+def test_import_command_says_when_torch_export_traced(tmp_path, capsys):
+    source = tmp_path / "branchy.py"
+    source.write_text(
+        "from torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv, self.pool = nn.Conv2d(1, 4, 3), nn.MaxPool2d(2)\n"
+        "    def forward(self, x):\n"
+        "        x = self.conv(x)\n"
+        "        return self.pool(x) if x.shape[-1] > 8 else x\n"
+        "def make():\n"
+        "    return Net()\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "branchy.yaml"
+    assert main(["import", f"{source}:make", "--input", "1,12,12", "-o", str(out)]) == 0
+    assert capsys.readouterr().err == (
+        f"{out}: 2 layers, 40 parameters, 3,600 MACs (torch.export, at this input shape; torch.fx "
+        "could not trace it (TraceError: symbolically traced variables cannot be used as inputs "
+        "to control flow), 2 operations)\n"
+    )
+    assert 'method: "torch.export, at this input shape' in " ".join(out.read_text().split())
+    code = main(["verify", str(out), "--steps", "0", "--seeds", "1", "--schemes", "recommended"])
+    report = capsys.readouterr().out
+    assert code == 0 and "source" in report, report
 
 
 def test_import_errors_are_one_line(tmp_path, capsys):

@@ -72,9 +72,24 @@ def _is_tensor_tuple(value: Any) -> bool:
     return isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value)
 
 
+def _where(n: fx.Node) -> str:
+    """A node as a problem names it: a module call its path, an operation its name and the
+    innermost of your modules it sits in (``roll in body.0``)."""
+    if n.op == "call_module":
+        return str(n.target)
+    stack = (getattr(n, "meta", {}).get("nn_module_stack") or {}).values()
+    mine = [path for path, kind in stack if path and not str(getattr(kind, "__module__", kind))
+            .startswith("torch.nn")]  # fmt: skip
+    return f"{n.name} in {mine[-1]}" if mine else n.name
+
+
 def _describe(n: fx.Node) -> str:
     if n.op == "call_module":
         return "module"
     target = n.target
-    name = getattr(target, "__name__", str(target))
+    name = (
+        str(target)
+        if isinstance(target, torch._ops.OpOverload)
+        else getattr(target, "__name__", str(target))
+    )
     return f"{'method' if n.op == 'call_method' else 'function'} {name}"

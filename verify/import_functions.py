@@ -100,6 +100,8 @@ class FunctionConversions:
             dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
             kind = "log_softmax" if target is F.log_softmax else "softmax"
             self.emit(n, self.activation_item(kind, dim=dim), [self.tensor(args[0])])
+        elif isinstance(target, torch._ops.OpOverload):  # kept by the torch.export fallback
+            raise _Unsupported(f"ATen operation {target} has no spec equivalent")
         else:
             name = getattr(target, "__qualname__", getattr(target, "__name__", str(target)))
             raise _Unsupported(

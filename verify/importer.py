@@ -42,7 +42,9 @@ from verify.import_common import (
     _is_tensor_tuple,
     _size,
     _Unsupported,
+    _where,
 )
+from verify.import_export import export_graph
 from verify.import_functions import FunctionConversions
 
 
@@ -80,20 +82,22 @@ class _Recorder(fx.Interpreter):
 
 def trace(module: nn.Module, input_shape: tuple[int, ...]) -> tuple[fx.GraphModule, dict, str]:
     """The module's fx graph and every node's value on a random example (batch 2: batch
-    norm in training mode needs more than one value per channel)."""
+    norm in training mode needs more than one value per channel). Where torch.fx cannot
+    trace (Python control flow on shapes), torch.export on the example gives the graph,
+    rebuilt at module granularity (:mod:`verify.import_export`)."""
+    example = torch.randn(2, *input_shape)
+    method = "torch.fx symbolic tracing"
     try:
-        graph = _Tracer().trace(module)
+        gm = fx.GraphModule(module, _Tracer().trace(module))
     except Exception as err:  # torch.fx raises many kinds; say which and why, in one line
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ArchcalcError(
-            f"torch.fx cannot trace {type(module).__name__} ({type(err).__name__}: {detail}); "
-            "data-dependent control flow or an untraceable operation"
-        ) from None
-    gm = fx.GraphModule(module, graph)
+        reason = f"{type(err).__name__}: {detail}"
+        gm = export_graph(module, example, _Tracer().is_leaf_module, reason)
+        method = f"torch.export, at this input shape; torch.fx could not trace it ({reason})"
     recorder = _Recorder(gm)
     with torch.no_grad():
-        recorder.run(torch.randn(2, *input_shape))
-    return gm, recorder.values, "torch.fx symbolic tracing"
+        recorder.run(example)
+    return gm, recorder.values, method
 
 
 class _Converter(FunctionConversions):
@@ -164,8 +168,7 @@ class _Converter(FunctionConversions):
             try:
                 self.convert(n)
             except _Unsupported as err:
-                where = n.target if n.op == "call_module" else n.name
-                self.problems.append(f"{where} ({_describe(n)}): {err}")
+                self.problems.append(f"{_where(n)} ({_describe(n)}): {err}")
                 self.refs[n] = None
 
     def convert(self, n: fx.Node) -> None:

@@ -249,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = commands.add_parser(
         "import", help="trace a PyTorch module and write it as a spec",
-        description="Trace an nn.Module (torch.fx) and write a readable spec of it: items named "
+        description="Trace an nn.Module (torch.fx; torch.export on the example input where fx "
+        "cannot) and write a readable spec of it: items named "
         "after the module paths, named inputs only where the graph is not sequential. The spec "
         "records its source, so that `archcalc verify` loads the module's weights into it and "
         "checks both compute the same. Needs the [verify] extra (PyTorch).",
