@@ -460,3 +460,94 @@ def test_torchvision_models_import_to_their_published_figures(name):
     model = build(analysis)
     checks = source_checks(analysis, model, CPU, module=module)
     assert all(c.passed for c in checks), [(c.name, c.expected, c.measured) for c in checks]
+
+
+# --------------------------------------------------------------------------- --symbolic
+
+
+def test_symbolic_input_sizes_answer_for_every_size():
+    """ResNetLike ends in an adaptive pool: nothing in it depends on the image size, so the
+    spec with H, W symbols gives, at another size, what importing at that size gives."""
+    torch.manual_seed(0)
+    module = ResNetLike()
+    imported = import_module(module, (3, 16, 16), name="r", symbolic="H,W",
+                             source={"module": "tests", "kwargs": {}})  # fmt: skip
+    spec = imported.spec
+    assert spec["symbols"] == {"H": 16, "W": 16} and spec["input"] == [3, "H", "W"]
+    assert list(spec)[:4] == ["name", "description", "symbols", "input"]
+    assert (
+        "input sizes H, W symbolic (the same spec imported at 3x16x16 and 3x32x32)"
+        in (spec["description"])
+    )
+    text = to_yaml(spec)
+    for h, w in ((16, 16), (20, 28), (33, 17)):
+        here = analyze(to_yaml(import_module(module, (3, h, w), name="r").spec))
+        there = analyze(text, H=h, W=w)
+        assert there.totals == here.totals and there.output == here.output
+    symbolic = analyze(text, symbolic=True)
+    assert symbolic.totals["params"] == sum(p.numel() for p in module.parameters())
+    assert {str(s) for s in symbolic.totals["macs"].free_symbols} == {"H", "W"}
+    analysis = analyze(text)  # the example's sizes are the defaults: check 7 as usual
+    checks = source_checks(analysis, build(analysis), CPU, module=module)
+    assert all(c.passed for c in checks), [(c.name, c.detail) for c in checks]
+
+
+def test_symbolic_input_of_a_module_that_takes_one_size_is_refused():
+    with pytest.raises(ArchcalcError) as info:
+        import_module(LeNet5(), (1, 28, 28), symbolic="H,W")
+    assert str(info.value).startswith(
+        "--symbolic H,W: the module does not run at 1x32x32 (RuntimeError: mat1 and mat2 "
+        "shapes cannot be multiplied"
+    )
+    assert str(info.value).endswith(
+        "it takes only its example's size: import it without --symbolic"
+    )
+
+
+def test_symbolic_input_with_a_size_copied_from_the_input_names_the_item():
+    class Tokens(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Conv2d(3, 8, 4, stride=4)
+
+        def forward(self, x):
+            n, _, h, w = x.shape
+            return self.proj(x).reshape(n, 8, (h // 4) * (w // 4))
+
+    with pytest.raises(ArchcalcError, match=(
+        r"^--symbolic H,W: layers\[1\] \(reshape\)\.shape\[1\] is 64 at 3x32x32 but 256 at "
+        r"3x64x64: it depends on the input size in a way the importer cannot write as a "
+        r"formula; import at a fixed size \(without --symbolic\)$"
+    )):  # fmt: skip
+        import_module(Tokens(), (3, 32, 32), symbolic="H,W")
+
+
+@pytest.mark.parametrize("names, message", [
+    ("H,W,C,D", "--symbolic names up to 3 trailing input dimensions, one name each. "
+                "Received: --symbolic H,W,C,D for an input of 3 dimensions"),
+    ("H,C_in", "--symbolic: 'C_in' cannot name a symbol"),
+    ("H,H", "--symbolic: each name once. Received: H,H"),
+    ("H-1,W", "--symbolic: 'H-1' cannot name a symbol"),
+])  # fmt: skip
+def test_symbolic_names_are_checked_before_anything_is_traced(names, message):
+    with pytest.raises(ArchcalcError) as info:
+        import_module(ResNetLike(), (3, 16, 16), symbolic=names)
+    assert str(info.value).startswith(message)
+
+
+def test_import_command_writes_symbolic_sizes(tmp_path, capsys):
+    module_file = tmp_path / "net.py"
+    module_file.write_text(
+        "from torch import nn\n"
+        "def make(width):\n"
+        "    return nn.Sequential(nn.Conv2d(3, width, 3, stride=2), nn.ReLU(),\n"
+        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))\n"
+    )
+    out = tmp_path / "net.yaml"
+    assert main(["import", f"{module_file}:make", "--input", "3,32,40", "--kwargs",
+                 '{"width": 4}', "--symbolic", "H,W", "-o", str(out)]) == 0  # fmt: skip
+    text = out.read_text()
+    assert "symbols: {H: 32, W: 40}\ninput: [3, H, W]\n" in text
+    assert main(["analyze", str(out), "--set", "H=64", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["layers"][0]["output"] == [4, 31, 19]  # floor((64-3)/2) + 1, floor((40-3)/2) + 1

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import fx, nn
@@ -46,6 +46,7 @@ from verify.import_common import (
 )
 from verify.import_export import export_graph
 from verify.import_functions import FunctionConversions
+from verify.import_symbolic import make_symbolic, parse_names
 
 
 @dataclass
@@ -433,11 +434,16 @@ def _without_defaults(item: dict[str, Any]) -> dict[str, Any]:
 def import_module(
     module: nn.Module, input_shape: tuple[int, ...], *, name: str | None = None,
     source: dict[str, Any] | None = None, blocks: bool = True, training: bool = False,
+    symbolic: str | Sequence[str] | None = None,
 ) -> Imported:  # fmt: skip
     """The spec of ``module`` for inputs of ``input_shape`` (channels first, no batch).
 
     ``training``: trace the training-mode forward pass (Inception-v3's auxiliary head runs
-    only there); the spec's layers are the same modules either way."""
+    only there); the spec's layers are the same modules either way. ``symbolic`` (``"H,W"``)
+    names the input's trailing sizes as symbols, where a second import at another size
+    shows that nothing else in the spec depends on them (see :mod:`verify.import_symbolic`).
+    """
+    symbols = parse_names(symbolic, tuple(input_shape)) if symbolic else None
     module = module.train(training)
     gm, values, method = trace(module, input_shape)
     conv = _Converter(gm, values)
@@ -473,4 +479,7 @@ def import_module(
     if source is not None:  # item names that are module paths need no entry
         renamed = {k: v for k, v in conv.parameters.items() if k != v}
         spec["source"] = {**source, **({"parameters": renamed} if renamed else {})}
+    if symbols:
+        spec = make_symbolic(spec, tuple(input_shape), symbols, lambda shape: import_module(
+            module, shape, name=name, source=source, blocks=blocks, training=training).spec)  # fmt: skip
     return Imported(spec, method, conv.understood, conv.parameters)

@@ -32,7 +32,8 @@ def _import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         **({"training": True} if args.train else {}),
     }
     imported = import_module(module, args.input, name=args.name, source=source,
-                             blocks=not args.flat, training=args.train)  # fmt: skip
+                             blocks=not args.flat, training=args.train,
+                             symbolic=args.symbolic)  # fmt: skip
     imported.spec["source"]["method"] = imported.method
     text = to_yaml(imported.spec)
     analysis = analyze(text)  # what was written must read back

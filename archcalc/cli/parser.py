@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="trace the training-mode forward pass (e.g. auxiliary heads)")  # fmt: skip
     imp.add_argument("--flat", action="store_true",
                      help="one item per operation, no blocks for repeated submodules")  # fmt: skip
+    imp.add_argument("--symbolic", metavar="NAMES",
+                     help="name the input's trailing sizes as symbols (H,W for C,H,W), so the "
+                     "spec answers for every size; checked by importing again at another size")  # fmt: skip
     imp.add_argument("-o", "--output", metavar="FILE", help="write the spec here (default: stdout)")
 
     export = commands.add_parser(
