@@ -182,3 +182,73 @@ def test_fields_equal_the_gradient_support_in_pytorch(name, values):
     assert len(checks) >= 4
     assert [(c.name, c.expected, c.measured) for c in checks if not c.passed] == []
     assert any(c.name.startswith("erf:") for c in checks)  # the effective field, where linear
+
+
+def _chain(n: int, activation: str | None, k: int = 3, extra: list | None = None) -> dict:
+    layers: list = []
+    for i in range(n):
+        layers.append({"type": "conv2d", "out_channels": 8, "kernel_size": k, "bias": False})
+        if activation and i < n - 1:
+            layers.append({"type": activation})
+        if extra and i == 1:
+            layers += extra
+    return {"name": "chain", "input": [8, 29, 29], "layers": layers}
+
+
+@pytest.mark.parametrize("net, variance", [
+    (_chain(8, None), Fraction(16, 3)),  # n(k²-1)/12 = 8·8/12: exact in expectation
+    (_chain(8, "relu"), Fraction(16, 3)),  # gates assumed independent of the weights
+    (_chain(8, "tanh"), Fraction(16, 3)),
+    (_chain(5, "relu", k=5), Fraction(10)),  # 5·24/12
+    (_chain(6, "relu", extra=[{"type": "avgpool2d", "kernel_size": 2},
+                              {"type": "batchnorm2d"}]), None),
+])  # fmt: skip
+def test_effective_field_under_random_init_is_the_path_distribution(net, variance):
+    """Luo et al.'s random-init effective field: E[g²] over initialisations has the width
+    of the all-ones path count (the init model's independence assumption), measured in
+    PyTorch over 64 initialisations of the recommended scheme."""
+    pytest.importorskip("torch", reason="needs the [verify] extra")
+    from verify.rfcheck import erf_init_check
+
+    analysis = analyze(net)
+    (check,) = erf_init_check(analysis)
+    assert check.passed, (check.expected, check.measured, check.detail)
+    if variance is not None:
+        assert check.expected == [round(float(variance), 4)] * 2
+    assert all(abs(m - e) / e < 0.06 for m, e in zip(check.measured, check.expected))
+
+
+def test_the_random_init_check_fails_where_the_width_is_wrong(monkeypatch):
+    """The check has power: a prediction 15 % too wide fails against the same samples."""
+    pytest.importorskip("torch", reason="needs the [verify] extra")
+    from archcalc.quantities import effective
+    from verify import rfcheck
+
+    real = effective.EffectiveFields.of
+
+    def wider(self, node):
+        m = real(self, node)
+        if m is None:
+            return None
+        return effective.Moments(m.mass, m.jump, m.mean, tuple(v * 1.15 for v in m.variance))
+
+    monkeypatch.setattr(effective.EffectiveFields, "of", wider)
+    (check,) = rfcheck.erf_init_check(analyze(_chain(8, "relu")))
+    assert not check.passed
+
+
+def test_the_random_init_check_takes_the_chain_before_any_sum():
+    """After a sum the branches mix by their gains, not by their path counts: the check looks
+    at the deepest layer the input reaches by a chain; none for a network too large to
+    sample (AlexNet: its chain is there, 0.7 GMACs are not)."""
+    pytest.importorskip("torch", reason="needs the [verify] extra")
+    from verify.rfcheck import erf_init_check
+
+    conv = {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1, "bias": False}
+    net = {"name": "r", "input": [8, 21, 21], "layers": [
+        {**conv, "padding": 0, "activation": "relu"}, {**conv, "padding": 0},
+        {"type": "residual", "body": [{**conv, "activation": "relu"}, conv]}, {"type": "relu"},
+        {**conv, "padding": 0}]}  # fmt: skip
+    (check,) = erf_init_check(analyze(net))
+    assert check.name == "erf-init:layers[2].body[1]" and check.passed  # the add is not
+    assert erf_init_check(analyze(SPECS / "alexnet.yaml")) == []

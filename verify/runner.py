@@ -195,9 +195,10 @@ def _checks(analysis: Analysis, result: VerifyResult, dev: torch.device, seed: i
     checks += param_checks(analysis, model)
     checks += mac_checks(analysis, model, dev)
     checks += torchinfo_checks(analysis, model, dev)
-    from verify.rfcheck import rf_checks
+    from verify.rfcheck import erf_init_check, rf_checks
 
     checks += rf_checks(analysis)
+    checks += erf_init_check(analysis)
     from verify.memcheck import memory_checks
 
     memory, notes = memory_checks(analysis, model, dev)

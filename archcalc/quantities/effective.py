@@ -47,6 +47,8 @@ _IDENTITY = {"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "mish
              "dropout", "dropout2d", "stochastic_depth", "local_response_norm", "group_norm",
              "instance_norm1d", "instance_norm2d", "instance_norm3d", "batchnorm1d",
              "batchnorm2d", "batchnorm3d"}  # fmt: skip
+#: The same, for passes that ask which types the linearised model takes as the identity.
+IDENTITY_TYPES = frozenset(_IDENTITY)
 
 
 @dataclass(frozen=True)
