@@ -208,6 +208,7 @@ def test_verify_command_json_and_report(tmp_path, capsys, monkeypatch):
         "torchinfo",
         "rf",
         "erf",
+        "erf-init",  # the effective field under random init: the DQN's convolutions chain
         "memory",
         "init",
         "training",
