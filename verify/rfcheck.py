@@ -119,12 +119,7 @@ def _erf_check(row, moments, centre: list[int], paths: torch.Tensor) -> Check:
     measured: list = [mass]
     predicted: list = [float(moments.mass)]
     for axis in range(paths.ndim):
-        others = tuple(i for i in range(paths.ndim) if i != axis)
-        line = paths.sum(others) if others else paths
-        position = torch.arange(line.numel(), dtype=line.dtype)
-        mean = float((position * line).sum() / line.sum())
-        variance = float(((position - mean) ** 2 * line).sum() / line.sum())
-        measured += [mean, variance]
+        measured += list(_moments(paths, axis))
         predicted += [float(centre[axis] * moments.jump[axis] + moments.mean[axis]),
                       float(moments.variance[axis])]  # fmt: skip
     close = all(abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b)) for a, b in zip(predicted, measured))
@@ -176,6 +171,9 @@ def erf_init_check(analysis: Analysis, samples: int = INIT_SAMPLES) -> list[Chec
     (the recommended scheme; random normal inputs) for the central unit of the deepest layer
     of such a chain; passes within four standard errors (from batches) plus 2 %.
     """
+    macs = analysis.totals["macs"]
+    if not isinstance(macs, int) or macs > INIT_MAX_MACS:
+        return []  # too large to sample in verify (or symbolic)
     graph = analysis.graph
     erf = effective_fields(graph)
     row = None
@@ -188,8 +186,7 @@ def erf_init_check(analysis: Analysis, samples: int = INIT_SAMPLES) -> list[Chec
                 and not reads_padding(graph, candidate.node, unit)):  # fmt: skip
             row = candidate
             break
-    macs = analysis.totals["macs"]
-    if row is None or not isinstance(macs, int) or macs > INIT_MAX_MACS:
+    if row is None:
         return []
     from archcalc.init.propagation import propagate
     from verify.initcheck import apply_scheme
@@ -228,8 +225,8 @@ def erf_init_check(analysis: Analysis, samples: int = INIT_SAMPLES) -> list[Chec
     moments = erf.of(row.node)
     predicted, measured, slack = [], [], []
     for axis in range(stacked.ndim - 1):
-        whole = _variance(stacked.mean(0), axis)
-        parts = torch.tensor([_variance(stacked[b::_BATCHES].mean(0), axis)
+        whole = _moments(stacked.mean(0), axis)[1]
+        parts = torch.tensor([_moments(stacked[b::_BATCHES].mean(0), axis)[1]
                               for b in range(_BATCHES)])  # fmt: skip
         error = float(parts.std() / _BATCHES**0.5)
         expected = float(moments.variance[axis])
@@ -248,10 +245,10 @@ class _Reached(Exception):
     """The forward pass has computed the unit the check looks at."""
 
 
-def _variance(squares: torch.Tensor, axis: int) -> float:
-    """Variance of the position along ``axis`` under the distribution ``squares``."""
-    others = tuple(i for i in range(squares.ndim) if i != axis)
-    line = squares.sum(others) if others else squares
+def _moments(weights: torch.Tensor, axis: int) -> tuple[float, float]:
+    """Mean and variance of the position along ``axis``, weighted by ``weights``."""
+    others = tuple(i for i in range(weights.ndim) if i != axis)
+    line = weights.sum(others) if others else weights
     position = torch.arange(line.numel(), dtype=line.dtype)
     mean = (position * line).sum() / line.sum()
-    return float(((position - mean) ** 2 * line).sum() / line.sum())
+    return float(mean), float(((position - mean) ** 2 * line).sum() / line.sum())
