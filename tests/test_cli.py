@@ -38,6 +38,28 @@ def test_markdown_golden(capsys, golden, monkeypatch):
     golden("lenet5.yaml.analyze.md", out)
 
 
+def test_a_long_symbolic_total_is_printed_under_the_table_only(tmp_path, capsys):
+    # four stages at halving sizes: each total is a sum of four products of floors, far
+    # wider than any row; it would pad every line of the table to its width
+    layers = "".join("  - {type: conv2d, out_channels: 8, kernel_size: 3, stride: 2}\n"
+                     for _ in range(4))  # fmt: skip
+    path = tmp_path / "stages.yaml"
+    path.write_text(f"name: stages\nsymbols: {{H: 64}}\ninput: [3, H, H]\nlayers:\n{layers}")
+    code, out, _ = run(capsys, "analyze", str(path), "--symbolic")
+    assert code == 0
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("Path"))
+    rows = [line for line in lines[header + 2 :] if line.startswith("layers[")]
+    total = next(line for line in lines if line.startswith("Total "))
+    assert total.split()[-4:] == ["(below)", "(below)", "1,976", "(below)"]  # params: a number
+    assert max(len(line) for line in lines[: lines.index(total) + 2]) == len(lines[header + 1])
+    assert len(lines[header + 1]) <= max(len(line) for line in [lines[header], *rows]) + 2
+    summary = {line.split(":")[0]: line.split(": ", 1)[1] for line in lines
+               if line.startswith("Total ") and ": " in line}  # fmt: skip
+    assert summary["Total neurons"].count("floor") == 8  # H and H, at four sizes, in full
+    assert len(summary["Total neurons"]) > 40
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_json_shape_and_column_sums(name, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)

@@ -181,10 +181,21 @@ def _summary(analysis: Analysis) -> list[str]:
     ]
 
 
+#: A symbolic total wider than this (and than its column's rows) is printed under the table
+#: only: ResNet-152's MACs with H, W free is a 1,500-character sum, which would pad every
+#: line of the table to that width.
+WIDEST_TOTAL = 40
+_BELOW = "(below)"
+
+
 def table(analysis: Analysis, extra: Sequence[Column] = ()) -> str:
     """The summary table, in the manner of torchinfo / Keras ``summary()``."""
     body, total = _cells(analysis, extra)
     columns = [*COLUMNS, *(column.header for column in extra)]
+    for i in range(4, 8):  # neurons, connections, params, MACs: each also in _summary()
+        widest = max(len(columns[i]), *(len(r[i]) for r in body))
+        if len(total[i]) > max(widest, WIDEST_TOTAL):
+            total[i] = _BELOW
     widths = [max(len(r[i]) for r in [columns, *body, total]) for i in range(len(columns))]
 
     def line(cells: list[str]) -> str:
