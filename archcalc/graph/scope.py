@@ -15,6 +15,7 @@ from archcalc.layers.rules import shape_text
 Value = expr.Value
 _INPUT_NAMES = {1: ("C_in",), 2: ("C_in", "L_in"), 3: ("C_in", "H_in", "W_in"),
                 4: ("C_in", "D_in", "H_in", "W_in")}  # fmt: skip
+_SIZE_NAMES = frozenset(expr.INPUT_SIZE_NAMES)
 
 
 class InputEnv(Mapping):
@@ -26,7 +27,7 @@ class InputEnv(Mapping):
         self.base, self.shape = base, shape
 
     def __getitem__(self, key: str) -> Value:
-        if key.endswith("_in") and key in expr.INPUT_SIZE_NAMES:
+        if key in _SIZE_NAMES:  # never a symbol or block parameter: the names are reserved
             names = _INPUT_NAMES.get(len(self.shape), ("C_in",))
             if key in names:
                 return self.shape[names.index(key)]
@@ -35,6 +36,21 @@ class InputEnv(Mapping):
                 f"(it has {', '.join(names)})"
             )
         return self.base[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        # Mapping.get goes through __getitem__ and a KeyError: this is read for every
+        # expression of every item
+        if key in _SIZE_NAMES:
+            try:
+                return self[key]
+            except ArchcalcError:
+                return default
+        return self.base.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if key in _SIZE_NAMES:
+            return key in _INPUT_NAMES.get(len(self.shape), ("C_in",))
+        return key in self.base
 
     def __iter__(self) -> Iterator[str]:
         yield from self.base

@@ -389,9 +389,16 @@ def _run_block(block, unknowns, dtype, valid, holds, outcome: Outcome, sample: _
         values = np.arange(lo, hi + 1, dtype=np.int64)
         env[name] = (values if dtype == "int64" else values.astype(object)).reshape(view)
     evaluate = _Evaluator(env)
+    # most conditions read one unknown (a size in H only): they are combined at their own
+    # shape, [316, 1] or [1, 316], and widened to the whole block once
+    parts: dict[tuple, Any] = {}
+    for cond in dict.fromkeys(valid):
+        value = np.asarray(evaluate(cond), dtype=bool)
+        known = parts.get(value.shape)
+        parts[value.shape] = value if known is None else known & value
     ok = np.ones(shape, dtype=bool)
-    for cond in valid:
-        ok &= np.asarray(evaluate(cond), dtype=bool)
+    for value in parts.values():
+        ok &= value
     each = [np.broadcast_to(np.asarray(evaluate(h), dtype=bool), shape) & ok for h in holds]
     every = ok.copy()
     for mask in each:
