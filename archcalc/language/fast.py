@@ -98,34 +98,76 @@ def read(data: Any) -> Item | None:
 def _model(name: str, data: Any) -> Item:
     if type(data) is not dict:
         raise _NotSure
+    reader = _READERS.get(name)
+    if reader is None:
+        reader = _READERS[name] = _reader(name)
+    return reader(data)
+
+
+_MISSING = object()  # a required field not given
+_FACTORIES = {"list": list, "dict": dict}
+_READERS: dict[str, Callable[[dict], Item]] = {}
+
+
+def _reader(name: str) -> Callable[[dict], Item]:
+    """The reader of one model, made once: its defaults as one dict to copy, and the rule of
+    each field by name, so that reading an item walks the keys it was given (a ``{type:
+    relu}`` item: one key, not the model's seven fields)."""
     entry = TABLE["models"][name]
+    cls, extra_rule, checks = CLASSES[name], entry["extra"], entry["checks"]
     if entry["slow"]:
-        raise _NotSure
-    item = object.__new__(CLASSES[name])
-    fields = item.__dict__
-    for field, rule, default in entry["fields"]:
-        if field in data:
-            fields[field] = _check(rule, data[field])
-        elif default[0] == "value":
-            fields[field] = default[1]
-        elif default[0] == "factory":
-            fields[field] = [] if default[1] == "list" else {}
-        else:
-            raise _NotSure  # required and missing
-    extra = None if entry["extra"] is None else {}
-    if any(key not in fields for key in data):
-        if entry["extra"] is None:
-            raise _NotSure  # unknown keys
-        extra = {key: _check(entry["extra"], value) for key, value in data.items()
-                 if key not in fields}  # fmt: skip
-        if any(type(key) is not str for key in extra):
+
+        def slow(data: dict) -> Item:
             raise _NotSure
-    if entry["extra"] is not None:  # pydantic keeps them in __dict__ too (a declared field)
-        fields["__pydantic_extra__"] = extra
-    object.__setattr__(item, "__pydantic_extra__", extra)
-    for check in entry["checks"]:
-        ITEM_CHECKS[check](item)
-    return item
+
+        return slow
+    template: dict[str, Any] = {}
+    rules: dict[str, tuple] = {}
+    required, factories = [], []
+    for field, rule, default in entry["fields"]:  # the template keeps the model's order
+        rules[field] = (_RULES[rule[0]], rule)
+        if default[0] == "value":
+            template[field] = default[1]
+        elif default[0] == "factory":
+            template[field] = _MISSING
+            factories.append((field, _FACTORIES[default[1]]))
+        else:
+            template[field] = _MISSING
+            required.append(field)
+    item_checks = [ITEM_CHECKS[check] for check in checks]
+
+    def read(data: dict) -> Item:
+        item = object.__new__(cls)
+        fields = dict(template)
+        extra_keys = None
+        for key, value in data.items():
+            found = rules.get(key) if type(key) is str else None
+            if found is None:
+                extra_keys = [key] if extra_keys is None else [*extra_keys, key]
+            else:
+                fields[key] = found[0](found[1], value)
+        for field in required:
+            if fields[field] is _MISSING:
+                raise _NotSure  # required and missing
+        for field, factory in factories:
+            if fields[field] is _MISSING:
+                fields[field] = factory()
+        extra = None if extra_rule is None else {}
+        if extra_keys is not None:
+            if extra_rule is None:
+                raise _NotSure  # unknown keys
+            if any(type(key) is not str for key in extra_keys):
+                raise _NotSure
+            extra = {key: _check(extra_rule, data[key]) for key in extra_keys}
+        if extra_rule is not None:  # pydantic keeps them in __dict__ too (a declared field)
+            fields["__pydantic_extra__"] = extra
+        object.__setattr__(item, "__dict__", fields)
+        object.__setattr__(item, "__pydantic_extra__", extra)
+        for check in item_checks:
+            check(item)
+        return item
+
+    return read
 
 
 def _check(rule: tuple, value: Any) -> Any:

@@ -242,10 +242,15 @@ def item_lines(data: dict, spec: Spec, lines: dict[int, int]) -> dict[int, int]:
         for raw, item in zip(raw_items, items):
             if not isinstance(raw, dict):
                 continue
-            if id(raw) in lines:
-                found[id(item)] = lines[id(raw)]
+            line = lines.get(id(raw))
+            if line is not None:
+                found[id(item)] = line
+            if len(raw) == 1:
+                continue  # {type: relu}: nothing inside
             for key in ("layers", "body", "shortcut"):
-                walk(raw.get(key), item.__dict__.get(key))
+                inner = raw.get(key)
+                if inner is not None:
+                    walk(inner, item.__dict__.get(key))
             branches = item.__dict__.get("branches")
             if isinstance(raw.get("branches"), list) and branches:
                 for raw_branch, branch in zip(raw["branches"], branches):
