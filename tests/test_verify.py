@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -273,6 +274,23 @@ def test_user_data_npz_and_folder(tmp_path):
         load(str(tmp_path / "bad.npz"), (64,))
     with pytest.raises(ArchcalcError, match="not channels x a square"):
         load("digits", (50,))
+
+
+def test_digits_are_scikit_learns_read_without_importing_it():
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from verify.data import digits
+
+    images, labels = digits()
+    reference = load_digits()
+    assert images.shape == (1797, 8, 8) and images.dtype == np.float32
+    assert np.array_equal(images, reference.images) and np.array_equal(labels, reference.target)
+    code = ("import sys; from verify.data import load; load('digits', (1, 8, 8)); "
+            "print('sklearn' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         check=True).stdout  # fmt: skip
+    assert out.strip() == "False"
 
 
 def test_lenet5_1998_builds_with_a_table_convolution_and_exact_counts():
