@@ -127,6 +127,17 @@ def test_torchinfo_block_reproduces_the_published_resnet152_printout():
             block["total_mb"]) == (0.60, 360.87, 240.77, 602.25)  # fmt: skip
 
 
+def test_torchinfo_line_of_a_formula_is_its_exact_bytes_over_a_million(capsys):
+    # torchinfo's megabytes are decimals; a formula's are its exact bytes, not 1.2e-5*H*W
+    from archcalc.render.memory import memory_table
+
+    net = analyze(SPECS / "quiz_conv.yaml", symbolic=True)
+    line = next(text for text in memory_table(training_memory(net, batch="B")).splitlines()
+                if text.startswith("torchinfo would print"))  # fmt: skip
+    assert "input size (4*B*J*K*L + 64)/10^6" in line
+    assert "e-" not in line and "." not in line.split(":", 1)[1]
+
+
 @pytest.mark.parametrize("options, message", [
     ({"batch": 0}, "batch: expected a positive integer. Received: 0"),
     ({"dtype": "float64"}, "dtype: expected one of float32, float16, bfloat16. Received: 'float64'"),

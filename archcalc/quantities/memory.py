@@ -554,7 +554,7 @@ def _torchinfo(
     params = total(param_bytes)
     result = {"input_bytes": input_bytes, "forward_backward_pass_bytes": forward_backward,
               "params_bytes": params}  # fmt: skip
-    all_bytes = total([input_bytes, forward_backward, params])
+    all_bytes = result["total_bytes"] = total([input_bytes, forward_backward, params])
     for name, value in (("input_mb", input_bytes), ("forward_backward_pass_mb", forward_backward),
                         ("params_mb", params), ("total_mb", all_bytes)):  # fmt: skip
         # torchinfo prints two decimals; a formula in B keeps its coefficients as decimals

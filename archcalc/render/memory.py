@@ -61,17 +61,21 @@ def memory_table(memory: TrainingMemory, layer: str | None = None) -> str:
             out.append(f"{name:<40}{size_text(value)}")
         t = memory.torchinfo
         out.append(rule)
-        out.append("torchinfo would print (MB = 10^6 bytes): input size "
-                   f"{_mb(t['input_mb'])}, forward/backward pass size {_mb(t['forward_backward_pass_mb'])}, "
-                   f"params size {_mb(t['params_mb'])}, estimated total size {_mb(t['total_mb'])}")  # fmt: skip
+        sizes = [_mb(t[f"{key}_mb"], t[f"{key}_bytes"])
+                 for key in ("input", "forward_backward_pass", "params", "total")]  # fmt: skip
+        out.append("torchinfo would print (MB = 10^6 bytes): input size {}, forward/backward "
+                   "pass size {}, params size {}, estimated total size {}".format(*sizes))  # fmt: skip
         out.append("(its forward/backward size is twice the outputs of layers with parameters; "
                    "archcalc counts what autograd keeps)")  # fmt: skip
     out += warning_lines(analysis.warnings)
     return "\n".join(out) + "\n"
 
 
-def _mb(value: Any) -> str:
-    return f"{value:.2f}" if isinstance(value, float) else to_text(value)
+def _mb(megabytes: Any, exact: Any) -> str:
+    """torchinfo's two decimals, or a formula's exact bytes over 10^6 (not decimals in it)."""
+    if isinstance(megabytes, float):
+        return f"{megabytes:.2f}"
+    return f"({to_text(exact)})/10^6"
 
 
 def memory_column(memory: TrainingMemory) -> Column:
