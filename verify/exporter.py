@@ -24,6 +24,7 @@ from torch import nn
 from archcalc.graph.graph import Group, Node
 from archcalc.init.recommend import recommend
 from archcalc.language.expr import product
+from archcalc.language.fast import LAYER_TYPES
 from archcalc.quantities.analysis import Analysis
 from verify import build as build_module
 from verify import modules
@@ -300,9 +301,9 @@ class _Exporter:
         self.var[group.output] = out
 
 
-build_module_BUILTINS = {"residual", "concat", "repeat"} | set(
-    __import__("archcalc.language.layer_types", fromlist=["BUILTIN_TYPES"]).BUILTIN_TYPES
-)
+#: Item types that are not block calls (the language's own; from the fast reader's table, so
+#: that exporting does not build the pydantic models).
+build_module_BUILTINS = {"residual", "concat", "repeat"} | set(LAYER_TYPES)
 
 
 def _wrap(text: str, width: int) -> list[str]:

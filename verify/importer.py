@@ -418,17 +418,23 @@ class _Converter(FunctionConversions):
 
 
 def _without_defaults(item: dict[str, Any]) -> dict[str, Any]:
-    """The item's fields that differ from the spec language's defaults (PyTorch's)."""
-    from archcalc.language.layer_types import BUILTIN_TYPES
+    """The item's fields that differ from the spec language's defaults (PyTorch's).
 
-    fields = BUILTIN_TYPES[item["type"]].model_fields
+    The defaults are read from the fast reader's table, generated from the pydantic models
+    (a test keeps it current), rather than from the models, whose construction costs a
+    quarter of a second."""
+    from archcalc.language._fast_table import TABLE
+
+    entry = TABLE["models"][TABLE["layer_types"][item["type"]]]
+    defaults = {field: default for field, _, default in entry["fields"]}
     kept = {}
     for key, value in item.items():
-        info = fields.get(key)
-        default = None if info is None or info.is_required() else info.get_default()
-        if key == "type" or info is None or info.is_required() or value != default:
-            kept[key] = value
-    return {k: v for k, v in kept.items() if k != "type"}
+        default = defaults.get(key)
+        if key == "type":
+            continue
+        if default is None or default[0] != "value" or value != default[1]:
+            kept[key] = value  # not a field, required, a factory's, or not the default
+    return kept
 
 
 def import_module(
