@@ -161,6 +161,20 @@ def test_draw_shows_the_uncovered_border_and_a_transposed_convolution(tmp_path):
     assert "(4 - 1)·2 - 2·1 + 1·3 + 0 + 1 = 8" in svg and 'fill="#f3f3f3"' in svg  # inserted zeros
 
 
+def test_draw_layer_arrow_label_stays_between_the_grids():
+    from archcalc.render.draw import layer_picture
+
+    for spec, layer in (("zoo/dcgan_generator.yaml", "layers[6]"), ("lenet5.yaml", "conv1")):
+        canvas = layer_picture(analyze(SPECS / spec), layer)
+        texts = [item for item in canvas.items if item[0] == "text"]
+        (label,) = [t for t in texts if "convolution" in t[3] and len(t[3].split()) <= 2]
+        _, x, _, text, size, anchor, *_ = label
+        assert anchor == "middle"
+        # the output grid is the last outlined rectangle drawn right of the input grid
+        out_left = max(item[1] for item in canvas.items if item[0] == "rect" and item[7] == 1.2)
+        assert x + len(text) * size * 0.6 / 2 < out_left, (spec, text)
+
+
 def test_draw_refuses_what_it_cannot_draw(tmp_path, capsys):
     assert (
         main(
