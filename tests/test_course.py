@@ -244,6 +244,24 @@ def test_draw_skips_as_arcs_and_composites_folded(tmp_path):
     assert sum(item[0] == "rect" and item[5] == "#fff" for item in everything.items) == 16  # adds
 
 
+def test_draw_arcs_at_one_unit_side_by_side():
+    """A unit several arcs reach or leave (an Inception concat) gets them on separate lines."""
+    from archcalc.render.network import ARCS, network_picture
+
+    branches = [[{"type": "conv2d", "out_channels": 2, "kernel_size": 1}] * n for n in (1, 2, 3, 4)]
+    net = {"name": "t", "input": [3, 8, 8], "layers": [
+        {"name": "cat", "type": "concat", "branches": branches},
+        {"name": "a", "type": "conv2d", "out_channels": 8, "kernel_size": 1},
+        {"name": "sum", "type": "add", "inputs": ["a", "cat"]},
+        {"type": "concat", "inputs": ["a", "cat", "sum"]},
+    ]}  # fmt: skip
+    canvas = network_picture(analyze(net), ["all"])
+    arcs = [item for item in canvas.items if item[0] == "line" and item[5] in ARCS]
+    vertical = [item[1] for item in arcs if item[1] == item[3]]
+    assert len(vertical) == 2 * len(arcs) // 3 > 8
+    assert len(set(vertical)) == len(vertical)  # no two arcs drop or rise on one line
+
+
 def test_draw_network_refusals(tmp_path, capsys):
     out = tmp_path / "x.svg"
     assert (
