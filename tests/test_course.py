@@ -262,6 +262,20 @@ def test_draw_arcs_at_one_unit_side_by_side():
     assert len(set(vertical)) == len(vertical)  # no two arcs drop or rise on one line
 
 
+def test_draw_expand_opens_a_block_call_down_to_its_items():
+    """--expand of a block whose body is one composite (Inception's Mixed_5b: one concat)
+    shows the composite's items, not the same single unit renamed layers[0]."""
+    from archcalc.render.network import network_picture
+
+    conv = {"type": "conv2d", "out_channels": 2, "kernel_size": 1}
+    net = {"name": "t", "input": [3, 8, 8],
+           "blocks": {"mixed": {"layers": [{"type": "concat", "branches": [[conv], [conv, conv]]}]}},
+           "layers": [{"name": "m", "type": "mixed"}, {"type": "flatten"}]}  # fmt: skip
+    texts = [item[3] for item in network_picture(analyze(net), ["m"]).items if item[0] == "text"]
+    assert {"branches[0][0]", "branches[1][1]", "concat"} <= set(texts)
+    assert "m" not in texts and "layers[0]" not in texts
+
+
 def test_draw_network_refusals(tmp_path, capsys):
     out = tmp_path / "x.svg"
     assert (

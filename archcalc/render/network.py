@@ -86,8 +86,14 @@ def _walk(graph, groups, first: int, end: int, units: list[Unit], wanted: set, p
             i += 1
             continue
         if _open(group, wanted):
-            children = [g for items in group.children for g in items]
-            _walk(graph, children, group.first, group.end, units, wanted, params, group.path)
+            inner = group
+            children = [g for items in inner.children for g in items]
+            # a block call whose body is one composite (Inception's Mixed_5b: one concat) opens
+            # that too: otherwise the picture shows the same single unit, renamed layers[0]
+            while len(children) == 1 and children[0].children:
+                inner = children[0]
+                children = [g for items in inner.children for g in items]
+            _walk(graph, children, group.first, group.end, units, wanted, params, inner.path)
         else:
             lines = _describe(graph, group, params, prefix)
             units.append(Unit(group.first, group.end, group.output, lines))
