@@ -161,6 +161,20 @@ def test_draw_shows_the_uncovered_border_and_a_transposed_convolution(tmp_path):
     assert "(4 - 1)·2 - 2·1 + 1·3 + 0 + 1 = 8" in svg and 'fill="#f3f3f3"' in svg  # inserted zeros
 
 
+def test_draw_layer_arrow_label_stays_between_the_grids():
+    from archcalc.render.draw import layer_picture
+
+    for spec, layer in (("zoo/dcgan_generator.yaml", "layers[6]"), ("lenet5.yaml", "conv1")):
+        canvas = layer_picture(analyze(SPECS / spec), layer)
+        texts = [item for item in canvas.items if item[0] == "text"]
+        (label,) = [t for t in texts if "convolution" in t[3] and len(t[3].split()) <= 2]
+        _, x, _, text, size, anchor, *_ = label
+        assert anchor == "middle"
+        # the output grid is the last outlined rectangle drawn right of the input grid
+        out_left = max(item[1] for item in canvas.items if item[0] == "rect" and item[7] == 1.2)
+        assert x + len(text) * size * 0.6 / 2 < out_left, (spec, text)
+
+
 def test_draw_refuses_what_it_cannot_draw(tmp_path, capsys):
     assert (
         main(
@@ -228,6 +242,38 @@ def test_draw_skips_as_arcs_and_composites_folded(tmp_path):
     assert {"body[0]", "shortcut[0]", "+"} <= set(texts) and "layers[4]" not in texts
     everything = network_picture(resnet, ["all"])
     assert sum(item[0] == "rect" and item[5] == "#fff" for item in everything.items) == 16  # adds
+
+
+def test_draw_arcs_at_one_unit_side_by_side():
+    """A unit several arcs reach or leave (an Inception concat) gets them on separate lines."""
+    from archcalc.render.network import ARCS, network_picture
+
+    branches = [[{"type": "conv2d", "out_channels": 2, "kernel_size": 1}] * n for n in (1, 2, 3, 4)]
+    net = {"name": "t", "input": [3, 8, 8], "layers": [
+        {"name": "cat", "type": "concat", "branches": branches},
+        {"name": "a", "type": "conv2d", "out_channels": 8, "kernel_size": 1},
+        {"name": "sum", "type": "add", "inputs": ["a", "cat"]},
+        {"type": "concat", "inputs": ["a", "cat", "sum"]},
+    ]}  # fmt: skip
+    canvas = network_picture(analyze(net), ["all"])
+    arcs = [item for item in canvas.items if item[0] == "line" and item[5] in ARCS]
+    vertical = [item[1] for item in arcs if item[1] == item[3]]
+    assert len(vertical) == 2 * len(arcs) // 3 > 8
+    assert len(set(vertical)) == len(vertical)  # no two arcs drop or rise on one line
+
+
+def test_draw_expand_opens_a_block_call_down_to_its_items():
+    """--expand of a block whose body is one composite (Inception's Mixed_5b: one concat)
+    shows the composite's items, not the same single unit renamed layers[0]."""
+    from archcalc.render.network import network_picture
+
+    conv = {"type": "conv2d", "out_channels": 2, "kernel_size": 1}
+    net = {"name": "t", "input": [3, 8, 8],
+           "blocks": {"mixed": {"layers": [{"type": "concat", "branches": [[conv], [conv, conv]]}]}},
+           "layers": [{"name": "m", "type": "mixed"}, {"type": "flatten"}]}  # fmt: skip
+    texts = [item[3] for item in network_picture(analyze(net), ["m"]).items if item[0] == "text"]
+    assert {"branches[0][0]", "branches[1][1]", "concat"} <= set(texts)
+    assert "m" not in texts and "layers[0]" not in texts
 
 
 def test_draw_network_refusals(tmp_path, capsys):

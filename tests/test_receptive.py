@@ -106,6 +106,17 @@ def test_rf_command_table_and_json(capsys):
     assert "r + d(k-1)·S = 19 + 1·4·8 = 51" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("layer", ["conv2", "fc8"])  # a window's recurrence; the whole input
+def test_explain_rf_lines_up_with_the_working(layer, capsys):
+    """explain --rf's field and ERF lines put their "=" where the layer's other lines do."""
+    assert main(["explain", str(SPECS / "alexnet.yaml"), "--rf", "--layer", layer]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    # labelled lines: "  label   = ..." (not "  n = 4,096 inputs, ..." or "  input 13×13×256 ...")
+    labelled = [line for line in lines if line.find("=") > 10 and "   " in line[: line.find("=")]]
+    assert any("field" in line for line in labelled)
+    assert {line.index("=") for line in labelled} == {21}, "\n".join(labelled)
+
+
 def _paths_1d(layers: list[tuple[int, int]]) -> list[int]:
     """Path counts from input positions to one unit through stride-1 windows (k, dilation),
     by brute force: the repeated convolution of a dilated box, written out."""

@@ -297,8 +297,12 @@ def _version() -> str:
 
 
 def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value < 1:
+    """An integer >= 1; 0, -3 and 1.5 all get the same message (not "an integer >= 0" for -3)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer. Received: {text!r}")
     return value
 

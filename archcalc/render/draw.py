@@ -65,15 +65,16 @@ def layer_picture(analysis: Analysis, layer: str) -> Canvas:
     out_cell = max(2.0, min(26.0, 260.0 / max(out_grid[1], 1), 330.0 / max(out_grid[0], 1)))
     left, top = 30.0, 104.0
     input_w, input_h = grid[1] * cell, grid[0] * cell
-    gap = 90.0
-    out_left = left + input_w + gap
-    canvas = Canvas(
-        out_left + out_grid[1] * out_cell + 40, top + max(input_h, out_grid[0] * out_cell) + 110
-    )
     kind = (
         "transposed convolution"
         if transposed
         else ("pooling" if "pool" in row.type else "convolution")
+    )
+    # the gap holds the arrow and its label ("transposed convolution" is wider than 90 pixels)
+    gap = max(90.0, len(kind) * 10 * 0.6 + 24)
+    out_left = left + input_w + gap
+    canvas = Canvas(
+        out_left + out_grid[1] * out_cell + 40, top + max(input_h, out_grid[0] * out_cell) + 110
     )
     title = f"{row.name + ': ' if row.name else ''}{row.type} ({row.path})"
     canvas.text(left, 24, title, 15, "start", bold=True)

@@ -67,13 +67,21 @@ def rf_table(
     return "\n".join(out) + "\n"
 
 
+_LABEL_WIDTH = 19  # as explain's labels, so every "=" of a layer's working lines up
+
+
+def _label(text: str) -> str:
+    return f"  {text.ljust(_LABEL_WIDTH)}= "
+
+
 def rf_working(analysis: Analysis, rf: ReceptiveFields, row) -> list[str]:
     """The recurrence for one row, with numbers: what `explain --rf` adds under a layer."""
     node = analysis.graph.nodes[row.node]
     fields = rf.spatial(node)
     if rf.whole[node.id]:
         return [
-            "  receptive field = the whole input"
+            _label("receptive field")
+            + "the whole input"
             + (f" ({rf.notes[node.id]})" if node.id in rf.notes else "")
         ]
     if not fields:
@@ -86,12 +94,12 @@ def rf_working(analysis: Analysis, rf: ReceptiveFields, row) -> list[str]:
         for axis, ((r, S, P), (r0, S0, P0)) in enumerate(zip(fields, before)):
             k, s, p, di = h["kernel_size"][axis], h["stride"][axis], h["padding"][axis], d[axis]
             lines.append(
-                f"  field (dim {axis + 1})   = r + d(k-1)·S = {_value(r0)} + {_value(di)}·{_value(k - 1)}·"
+                f"{_label(f'field (dim {axis + 1})')}r + d(k-1)·S = {_value(r0)} + {_value(di)}·{_value(k - 1)}·"
                 f"{_value(S0)} = {_value(r)}; stride S·s = {_value(S0)}·{_value(s)} = {_value(S)}; "
                 f"padding P + p·S = {_value(P0)} + {_value(p)}·{_value(S0)} = {_value(P)}"
             )
     else:
-        lines.append("  field              = " + ", ".join(f"{_value(r)}/{_value(S)}/{_value(P)}"
+        lines.append(_label("field") + ", ".join(f"{_value(r)}/{_value(S)}/{_value(P)}"
                                                         for r, S, P in fields) + " (size/stride/padding)")  # fmt: skip
     lines += _erf_working(analysis, node)
     return lines
@@ -111,10 +119,10 @@ def _erf_working(analysis: Analysis, node) -> list[str]:
         lines = []
         for axis, k in enumerate(h["kernel_size"]):
             S0, v0, v = before.jump[axis], before.variance[axis], moments.variance[axis]
-            lines.append(f"  ERF variance (dim {axis + 1}) = σ² + (S·d)²(k²-1)/12 = {_value(v0)} + "
+            lines.append(f"{_label(f'ERF σ² (dim {axis + 1})')}σ² + (S·d)²(k²-1)/12 = {_value(v0)} + "
                          f"({_value(S0)}·{_value(d[axis])})²·{_value(k * k - 1)}/12 = {_value(v)}")  # fmt: skip
-        return lines + [f"  ERF σ              = {text} (path counts with all-ones weights)"]
-    return [f"  ERF σ              = {text} (path counts with all-ones weights)"]
+        return lines + [f"{_label('ERF σ')}{text} (path counts with all-ones weights)"]
+    return [f"{_label('ERF σ')}{text} (path counts with all-ones weights)"]
 
 
 def rf_column(analysis: Analysis, rf: ReceptiveFields | None = None) -> Column:

@@ -26,6 +26,7 @@ FACE = 150.0  # pixels for the largest spatial size
 DEPTH = 36.0  # pixels of depth for the most channels
 BAR = 120.0  # pixels for the longest vector
 GAP = 34.0  # between columns
+ARC_STEP = 5.0  # between arcs that leave or reach one unit
 FONT = 11.0
 ARCS = ("#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e")
 _SYMBOLS = {"add": "+", "mul": "×", "concat": "concat", "matmul": "matmul"}
@@ -85,8 +86,14 @@ def _walk(graph, groups, first: int, end: int, units: list[Unit], wanted: set, p
             i += 1
             continue
         if _open(group, wanted):
-            children = [g for items in group.children for g in items]
-            _walk(graph, children, group.first, group.end, units, wanted, params, group.path)
+            inner = group
+            children = [g for items in inner.children for g in items]
+            # a block call whose body is one composite (Inception's Mixed_5b: one concat) opens
+            # that too: otherwise the picture shows the same single unit, renamed layers[0]
+            while len(children) == 1 and children[0].children:
+                inner = children[0]
+                children = [g for items in inner.children for g in items]
+            _walk(graph, children, group.first, group.end, units, wanted, params, inner.path)
         else:
             lines = _describe(graph, group, params, prefix)
             units.append(Unit(group.first, group.end, group.output, lines))
@@ -214,11 +221,14 @@ def _draw(analysis: Analysis, units: list[Unit]) -> Canvas:
     for i, unit in enumerate(units):
         if i - 1 in unit.sources:
             canvas.line(rights[i - 1] + 2, middle, lefts[i] - 2, middle, arrow=True)
+    leaving, arriving = _ends(skips, lanes)
     for k, ((source, target), level) in enumerate(zip(skips, lanes)):
         lane = lane_top + 14.0 * (depth - 1 - level)  # level 0 nearest the blocks
         colour = ARCS[k % len(ARCS)]
-        sx = (lefts[source] + rights[source]) / 2
-        tx = (lefts[target] + rights[target]) / 2 - 3
+        # several arcs at one unit (a concat's branches) drop and rise side by side, not on one
+        # line: arcs in from the left of the centre, out from its right, the lower lanes outside
+        sx = (lefts[source] + rights[source]) / 2 + ARC_STEP * leaving[k]
+        tx = (lefts[target] + rights[target]) / 2 - 3 - ARC_STEP * arriving[k]
         # from above the source's shape label to above the target's: labels stay readable
         canvas.line(sx, tops[source] - 20, sx, lane, stroke=colour)
         canvas.line(sx, lane, tx, lane, stroke=colour)
@@ -228,6 +238,20 @@ def _draw(analysis: Analysis, units: list[Unit]) -> Canvas:
                 "open with --expand PATH (or all).", size=FONT - 1, anchor="start", colour="#555")  # fmt: skip
     canvas.width = max(canvas.width, x)
     return canvas
+
+
+def _ends(skips: list[tuple[int, int]], lanes: list[int]) -> tuple[list[int], list[int]]:
+    """For each arc, its rank among the arcs leaving its source and among those arriving at its
+    target: 0 for the highest lane, so lines at one unit never cross each other's lanes."""
+    leaving, arriving = [0] * len(skips), [0] * len(skips)
+    for ranks, end in ((leaving, 0), (arriving, 1)):
+        at: dict[int, list[int]] = {}
+        for k, skip in enumerate(skips):
+            at.setdefault(skip[end], []).append(k)
+        for arcs in at.values():
+            for rank, k in enumerate(sorted(arcs, key=lambda k: -lanes[k])):
+                ranks[k] = rank
+    return leaving, arriving
 
 
 def _lanes(skips: list[tuple[int, int]]) -> list[int]:

@@ -345,10 +345,10 @@ def init_table(analysis: Analysis, scheme: str) -> str:
     for code, paths in _grouped(recs, lambda r: (r.torch, r.keras)):
         out.append(f"  {paths}: {code[0]}")
         out.append(f"  {' ' * len(paths)}  {code[1]}")
-    notes = [f"  {r.row.path}: {r.fans.torch_differs} (archcalc uses the true fans above)"
-             for r in recs if r.fans.torch_differs]  # fmt: skip
-    if notes:
-        out += ["", "where PyTorch's _calculate_fan_in_and_fan_out differs:", *notes]
+    notes = [f"  {r.row.path}: {r.fans.torch_differs}" for r in recs if r.fans.torch_differs]
+    if notes:  # the remark once, not on each of EfficientNet's 16 depthwise convolutions
+        out += ["", "where PyTorch's _calculate_fan_in_and_fan_out differs (archcalc uses the true "
+                "fans above):", *notes]  # fmt: skip
     reasons = {rec.reason for rec in recs}
     out += ["", "why:", *sorted(f"  {reason}" for reason in reasons)]
     if prediction is not None and prediction.warnings:
