@@ -147,6 +147,17 @@ def test_published_conventions():
     assert figures["FLOPs with bias and element-wise ops"].value == 2 * MACS + 53 + 48
 
 
+def test_torchvision_figure_leaves_out_auxiliary_outputs():
+    # torchvision's 5.713 GFLOPS for Inception-v3 are measured in eval mode, where the aux
+    # head (5,683,200 MACs, the spec's second output) does not run
+    net = analyze(ROOT / "specs" / "zoo" / "inception_v3.yaml")
+    figure = {f.tool: f for f in conventions(net)}["torchvision GFLOPS"]
+    assert net.totals["macs"] == 5_718_899_296
+    assert figure.value == 5_713_216_096 and round(figure.value / 1e9, 3) == 5.713
+    assert [(b.type, b.count, b.layers) for b in figure.because] == [
+        ("auxiliary outputs", -5_683_200, 3)]  # fmt: skip
+
+
 def test_symbolic_spec_is_refused():
     spec = {"name": "sym", "symbols": {"n": None}, "input": [4], "layers": [
         {"type": "linear", "out_features": "n"}]}  # fmt: skip
