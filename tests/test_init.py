@@ -179,6 +179,40 @@ def test_grouped_xavier_gives_the_bound_explicitly():
     )  # PyTorch's fan_out differs
 
 
+def test_strided_xavier_counts_the_outputs_each_input_reaches():
+    # ViT's 16x16/16 patch embedding: each input pixel is in one window, so it reaches 768
+    # outputs, not the kernel's 768·256 taps; Glorot with those keeps the variance (the
+    # kernel's count gave 1/128 and a "degrading" recommendation); torchvision itself uses
+    # std sqrt(1/fan_in) there
+    net = analyze(SPECS / "zoo" / "vit_b_16.yaml")
+    rec = recommend(net)[0]
+    assert (rec.fans.fan_in, rec.fans.fan_out, rec.fans.backward) == (768, 196_608, 768)
+    assert rec.scheme == "xavier" and rec.variance == pytest.approx(1 / 768)
+    assert rec.torch.startswith("torch.nn.init.uniform_(layer.weight, -0.0625, 0.0625)")
+    assert rec.keras == ('keras.initializers.VarianceScaling(scale=1, mode="fan_in", '
+                         'distribution="uniform")')  # fmt: skip
+    assert "the 768 outputs each input reaches" in rec.reason and "196,608" in rec.reason
+    assert "healthy" in propagate(net).verdict
+    # without a stride the kernel's count is the reach: Xavier as PyTorch computes it
+    plain = recommend(analyze(spec([{"type": "conv2d", "out_channels": 8, "kernel_size": 3}],
+                                   [3, 8, 8])))[0]  # fmt: skip
+    assert plain.variance == pytest.approx(2 / (27 + 72))
+    assert plain.torch.startswith("torch.nn.init.xavier_uniform_(layer.weight)")
+
+
+def test_reasons_say_what_the_rule_does_for_the_activation():
+    layers = [{"type": "linear", "out_features": 8, "activation": "gelu"},
+              {"type": "linear", "out_features": 8}, {"type": "layernorm"},
+              {"type": "linear", "out_features": 3}]  # fmt: skip
+    gelu, inner, last = (r.reason for r in recommend(analyze(spec(layers, [8]))))
+    kept = moments("gelu", 0.0, 1.0)[1]
+    assert round(kept, 2) == 0.43  # not ReLU's 1/2, nor the linearised 1/4
+    assert gelu == ("gelu is ReLU-like (at unit variance it keeps 0.43 of it, ReLU 0.50): "
+                    "Kaiming/He's Var[w] = 2/n_in, the ReLU rule")  # fmt: skip
+    assert inner.startswith("a layer with no activation after it is linear")
+    assert last.startswith("the output layer is linear")
+
+
 # ----------------------------------------------------------------------------- propagation
 
 

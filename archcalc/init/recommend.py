@@ -246,6 +246,7 @@ def recommend(analysis: Analysis) -> list[Recommendation]:
     """A recommendation for every weighted layer, in execution order."""
     followers = activation_after(analysis)
     found = []
+    weighted = [index for index, row in enumerate(analysis.rows) if is_weighted(row)]
     for index, row in enumerate(analysis.rows):
         if not is_weighted(row):
             continue
@@ -259,15 +260,33 @@ def recommend(analysis: Analysis) -> list[Recommendation]:
         name = act.name
         fan = fans(row)
         scheme = act.recommended
-        what = "the output layer" if act_row is None else name
         reason = _REASONS[scheme].format(name=name if act_row else "identity (no activation)")
         if act_row is None:
-            reason = f"{what} is linear: Xavier/Glorot balances the forward and backward variance"
+            what = ("the output layer is linear" if index == weighted[-1]
+                    else "a layer with no activation after it is linear")  # fmt: skip
+            reason = f"{what}: Xavier/Glorot balances the forward and backward variance"
+        if scheme == "kaiming" and name not in ("relu", "leaky_relu"):
+            kept = activations.moments(name, 0.0, 1.0, slope)[1]
+            reason = (f"{name} is ReLU-like (at unit variance it keeps {kept:.2f} of it, ReLU "
+                      "0.50): Kaiming/He's Var[w] = 2/n_in, the ReLU rule")  # fmt: skip
+        variance = scheme_variance(scheme, fan, act)
+        if scheme == "xavier" and fan.backward != fan.fan_out:
+            # Glorot's fan_out is what each input reaches; a stride leaves an input in fewer
+            # windows than the kernel has taps (ViT's 16x16/16 patches: in one), and the
+            # kernel's count would shrink the variance 128-fold there
+            variance = 2 / (fan.fan_in + fan.backward)
+            reason += (f", with the {_count(fan.backward)} outputs each input reaches (the "
+                       f"stride leaves it in fewer windows than the kernel's "
+                       f"{_count(fan.fan_out)} taps)")  # fmt: skip
         found.append(
             Recommendation(row, fan, name, slope, act.g0, act.g1, act.torch_gain, scheme,
-                           scheme_variance(scheme, fan, act), reason)
+                           variance, reason)
         )  # fmt: skip
     return found
+
+
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else to_text(value)
 
 
 def activation_after(analysis: Analysis) -> dict[int, Row]:
@@ -323,7 +342,7 @@ def torch_code(rec: Recommendation) -> str:
         call = f'torch.nn.init.kaiming_normal_(layer.weight{slope}, mode="fan_in", nonlinearity="{nonlinearity}")'
     elif rec.scheme == "xavier" and (fan.torch_fan_in, fan.torch_fan_out) == (
         fan.fan_in,
-        fan.fan_out,
+        fan.backward,
     ):
         call = "torch.nn.init.xavier_uniform_(layer.weight)"
     elif rec.scheme == "xavier":  # PyTorch's fans differ: give the bound explicitly
@@ -339,8 +358,10 @@ def keras_code(rec: Recommendation) -> str:
         scale, mode, dist = 2.0, "fan_in", "untruncated_normal"
         if rec.activation == "leaky_relu" and rec.torch_gain:
             scale = rec.torch_gain**2
-    elif rec.scheme == "xavier":
+    elif rec.scheme == "xavier" and rec.fans.backward == rec.fans.fan_out:
         scale, mode, dist = 1.0, "fan_avg", "uniform"
+    elif rec.scheme == "xavier":  # with the count each input reaches: as a scale of fan_in
+        scale, mode, dist = float(rec.variance * rec.fans.torch_fan_in), "fan_in", "uniform"
     else:
         scale, mode, dist = 1.0, "fan_in", "untruncated_normal"
     return f'keras.initializers.VarianceScaling(scale={scale:.6g}, mode="{mode}", distribution="{dist}")'

@@ -333,7 +333,9 @@ def init_table(analysis: Analysis, scheme: str) -> str:
                    f"formula: {_short4(prediction.output_variance_product)}); gradient at the input "
                    f"{_short4(prediction.input_gradient)}")  # fmt: skip
         out.append("G0 = E[φ(z)²]/Var[z] and G1 = E[φ'(z)²]: the activation's forward and backward "
-                   "gains (the course's n_in·Var[w]·G0 = 1 and G1·n_out·Var[w] = 1)")  # fmt: skip
+                   "gains (the course's n_in·Var[w]·G0 = 1 and G1·n_out·Var[w] = 1); for a "
+                   "smooth activation, at small variance (GELU, SiLU: 1/4): Fwd and Bwd var "
+                   "use the exact gains at each layer's variance")  # fmt: skip
         out.append("Fwd var: pre-activation variance (input: 1); Bwd var: gradient variance at the "
                    "layer's input (output: 1); Bwd norm: its squared norm relative to the output "
                    "gradient's. Flag (from Fwd var and Bwd norm, healthy in [0.01, 100]): "
