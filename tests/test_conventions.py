@@ -161,7 +161,9 @@ def test_torchvision_figure_leaves_out_auxiliary_outputs():
 def test_symbolic_spec_is_refused():
     spec = {"name": "sym", "symbols": {"n": None}, "input": [4], "layers": [
         {"type": "linear", "out_features": "n"}]}  # fmt: skip
-    with pytest.raises(ArchcalcError, match="need numbers"):
+    with pytest.raises(
+        ArchcalcError, match=r"conventions needs numbers; give n a value \(--set n=VALUE\)"
+    ):
         conventions(analyze(spec))
 
 

@@ -283,7 +283,8 @@ def test_draw_network_refusals(tmp_path, capsys):
     )
     assert "--expand: no item 'layer9' in resnet50" in capsys.readouterr().err
     assert main(["draw", str(SPECS / "quiz_conv.yaml"), "-o", str(out)]) == 1
-    assert "draw needs numbers" in capsys.readouterr().err
+    assert ("draw needs numbers; give J, K, L, i, M, N, s and P values (--set J=VALUE --set "
+            "K=VALUE ...)") in capsys.readouterr().err  # fmt: skip
     with pytest.raises(SystemExit):
         main(
             [

@@ -184,9 +184,7 @@ def build(spec: Any, device: str | torch.device = "cpu", **values: int) -> SpecM
     """``torch.nn`` model of a spec (path, text, dict, Spec or Analysis); symbols need values."""
     analysis = spec if isinstance(spec, Analysis) else analyze(spec, **values)
     if analysis.symbolic:
-        raise ArchcalcError(
-            "building a model needs numbers; give every symbol a value (--set NAME=VALUE)"
-        )
+        raise analysis.needs_numbers("building a model")
     return SpecModel(analysis).to(device)
 
 

@@ -149,7 +149,7 @@ def run(spec: Any, values: dict[str, int] | None = None, *, device: str = "auto"
         source = load_spec(spec, file=str(spec)) if isinstance(spec, (str, Path)) else spec
         analysis = analyze(source, **(values or {}))
     if analysis.symbolic:
-        raise ArchcalcError("verify needs numbers; give every symbol a value (--set NAME=VALUE)")
+        raise analysis.needs_numbers("verify")
     dev = pick_device(device)
     share = batch_size
     if world is not None:

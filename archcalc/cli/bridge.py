@@ -56,7 +56,7 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         ) from None
     analysis = _analysis(args, parser)
     if analysis.symbolic:
-        raise ArchcalcError("export needs numbers; give every symbol a value (--set NAME=VALUE)")
+        raise analysis.needs_numbers("export")
     if args.to == "onnx":
         if not args.output:
             parser.error("--to onnx needs -o FILE")

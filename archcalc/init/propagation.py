@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archcalc import collector
-from archcalc.errors import ArchcalcError
 from archcalc.init import meanfield
 from archcalc.init.meanfield import grad_mean
 from archcalc.init.recommend import Recommendation, weight_variance
@@ -232,9 +231,7 @@ def propagate(spec: Any, scheme: str = "recommended", **values: int) -> Propagat
     """
     analysis = spec if isinstance(spec, Analysis) else analyze(spec, **values)
     if analysis.symbolic:
-        raise ArchcalcError(
-            "variance propagation needs numbers; give every symbol a value (--set NAME=VALUE)"
-        )
+        raise analysis.needs_numbers("variance propagation")
     recs = recommend_all(analysis)
     variances: dict[int, float] = {
         rec.row.node: float(weight_variance(rec, scheme)) for rec in recs

@@ -125,6 +125,27 @@ class Analysis:
         shapes = [v for shape in self.outputs for v in shape]
         return any(expr.is_symbolic(v) for v in (*self.totals.values(), *shapes))
 
+    @property
+    def free_symbols(self) -> list[str]:
+        """The symbols without a value, in declaration order."""
+        return [name for name, value in self.env.items() if not isinstance(value, int)]
+
+    def needs_numbers(self, what: str) -> ArchcalcError:
+        """The error for ``what`` (a command or pass) on a spec with free symbols, naming them.
+
+        >>> net = analyze({"name": "n", "symbols": {"H": None}, "input": [3, "H", "H"],
+        ...                "layers": [{"type": "conv2d", "out_channels": 4, "kernel_size": 3}]})
+        >>> str(net.needs_numbers("draw"))
+        'draw needs numbers; give H a value (--set H=VALUE)'
+        """
+        names = self.free_symbols or ["every symbol"]
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+        values = "a value" if len(names) == 1 else "values"
+        sets = " ".join(f"--set {name}=VALUE" for name in names[:2]) if self.free_symbols else (
+            "--set NAME=VALUE")  # fmt: skip
+        sets += " ..." if len(names) > 2 else ""
+        return ArchcalcError(f"{what} needs numbers; give {listed} {values} ({sets})")
+
     def rows_of(self, group: Group) -> list[Row]:
         """The rows of an item (a composite's: all its layers')."""
         lo = bisect_left(self._row_nodes, group.first)

@@ -90,7 +90,7 @@ class Figure:
 def layers_of(analysis) -> list[Layer]:
     """Every node of the graph as a module the tools hook: merges included, batch dropped."""
     if analysis.symbolic:
-        raise ArchcalcError("other tools' figures need numbers; give every symbol a value (--set)")
+        raise analysis.needs_numbers("conventions")
     nodes = analysis.graph.nodes
     layers = []
     for node in nodes[1:]:

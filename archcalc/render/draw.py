@@ -45,7 +45,7 @@ def layer_picture(analysis: Analysis, layer: str) -> Canvas:
         raise ArchcalcError(f"draw --layer shows windowed layers (convolutions, pooling); "
                             f"{row.path} is {row.type}. Received: --layer {layer}")  # fmt: skip
     if any(not isinstance(v, int) for v in (*row.input, *row.output)):
-        raise ArchcalcError("draw needs numbers; give every symbol a value (--set NAME=VALUE)")
+        raise analysis.needs_numbers("draw")
     h, transposed = row.hyper, row.type.startswith("conv_transpose")
     dims = len(row.input) - 1
     axes = [_axis(h, row.input, row.output, a, transposed) for a in range(dims)]

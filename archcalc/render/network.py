@@ -48,7 +48,7 @@ def network_picture(analysis: Analysis, expand: list[str] | tuple = ()) -> Canva
     """The whole network, composites folded except those named in ``expand`` (or ``all``)."""
     graph = analysis.graph
     if any(not isinstance(v, int) for node in graph.nodes for v in node.shape):
-        raise ArchcalcError("draw needs numbers; give every symbol a value (--set NAME=VALUE)")
+        raise analysis.needs_numbers("draw")
     wanted = set(expand)
     known = {g.path for g in graph.groups()} | {g.name for g in graph.groups() if g.name}
     unknown = sorted(wanted - known - {"all"})
