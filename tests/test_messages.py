@@ -88,6 +88,36 @@ def test_an_error_inside_a_block_gives_the_line_where_the_item_is_written(tmp_pa
     assert "the window (9) is larger than the padded input (6)" in message
 
 
+BLOCK_STYLE = """name: blocky
+input: [3, 32, 32]
+layers:
+  - name: conv1
+    type: conv2d
+    out_channels: 8
+    kernel_size: 3
+    stride: 0
+  - name: fc
+    type: linear
+    out_features: 10
+    bias_typo: true
+"""
+
+
+def test_an_item_written_one_key_per_line_points_at_the_key(tmp_path, capsys):
+    # the item starts on line 4 ("- name: conv1"); stride is on line 8, the typo on line 12
+    path = tmp_path / "blocky.yaml"
+    path.write_text(BLOCK_STYLE)
+    assert main(["analyze", str(path)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"archcalc: error: {path}:8: layers[0].stride (conv1): ")
+    assert err[1].startswith(f"archcalc: error: {path}:12: layers[1].bias_typo (fc): ")
+    # an error about the item as a whole stays on the item's line
+    fixed = BLOCK_STYLE.replace("stride: 0", "stride: 1").replace("    bias_typo: true\n", "")
+    path.write_text(fixed.replace("[3, 32, 32]", "[3, 2, 2]"))  # a 3x3 kernel on a 2x2 input
+    assert main(["analyze", str(path)]) == 1
+    assert capsys.readouterr().err.startswith(f"archcalc: error: {path}:4: layers[0] (conv1): ")
+
+
 def test_tabs_in_yaml_are_named():
     message = str(_error("name: t\ninput: [3]\nlayers:\n\t- {type: relu}\n"))
     assert message == ("line 4, column 1: invalid YAML: found character that cannot start any "

@@ -45,9 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(argv)
     except ArchcalcError as err:
         from archcalc.cli.checking import Paint
+        from archcalc.language.key_lines import refine
 
         paint = Paint(sys.stderr)
-        for line in err.lines():
+        for line in refine(err).lines():
             print(f"archcalc: {paint.red('error')}: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

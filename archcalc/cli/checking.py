@@ -16,6 +16,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from archcalc.errors import ArchcalcError
+from archcalc.language.key_lines import refine
 
 STDIN = "-"
 
@@ -53,7 +54,7 @@ def check_one(path: str) -> SpecResult:
             source += "\n"  # a one-line document is text, not a file name
         analysis = analyze(load_spec(source, file=name))
     except ArchcalcError as err:
-        result.errors = err.at(file=name).lines()
+        result.errors = refine(err.at(file=name)).lines()
         return result
     result.failed_expectations = [str(m) for m in check_expectations(analysis)]
     result.warnings = warning_lines(analysis.warnings)
