@@ -179,25 +179,27 @@ def test_grouped_xavier_gives_the_bound_explicitly():
     )  # PyTorch's fan_out differs
 
 
-def test_strided_xavier_counts_the_outputs_each_input_reaches():
-    # ViT's 16x16/16 patch embedding: each input pixel is in one window, so it reaches 768
-    # outputs, not the kernel's 768·256 taps; Glorot with those keeps the variance (the
-    # kernel's count gave 1/128 and a "degrading" recommendation); torchvision itself uses
-    # std sqrt(1/fan_in) there
+def test_a_strided_linear_layer_gets_lecun_not_xavier():
+    # ViT's 16x16/16 patch embedding: Xavier's n_out is the kernel's 768·256 taps, but each
+    # input pixel is in one window and reaches 768 outputs; Xavier would shrink the variance
+    # 128-fold ("degrading" at the first layer); LeCun's 1/n_in keeps it (and is torchvision's
+    # own choice there, std sqrt(1/fan_in))
     net = analyze(SPECS / "zoo" / "vit_b_16.yaml")
     rec = recommend(net)[0]
     assert (rec.fans.fan_in, rec.fans.fan_out, rec.fans.backward) == (768, 196_608, 768)
-    assert rec.scheme == "xavier" and rec.variance == pytest.approx(1 / 768)
-    assert rec.torch.startswith("torch.nn.init.uniform_(layer.weight, -0.0625, 0.0625)")
-    assert rec.keras == ('keras.initializers.VarianceScaling(scale=1, mode="fan_in", '
-                         'distribution="uniform")')  # fmt: skip
-    assert "the 768 outputs each input reaches" in rec.reason and "196,608" in rec.reason
+    assert rec.scheme == "lecun" and rec.variance == pytest.approx(1 / 768)
+    assert rec.torch.startswith("torch.nn.init.normal_(layer.weight, std=0.0360844)")
+    assert rec.reason == ("a strided layer: Xavier's n_out, the kernel's 196,608 taps, overstates "
+                          "the 768 outputs each input reaches and would shrink the signal; "
+                          "LeCun's Var[w] = 1/n_in keeps it")  # fmt: skip
     assert "healthy" in propagate(net).verdict
-    # without a stride the kernel's count is the reach: Xavier as PyTorch computes it
+    # without a stride, or with a stride that is a symbol: Xavier, as the course defines it
     plain = recommend(analyze(spec([{"type": "conv2d", "out_channels": 8, "kernel_size": 3}],
                                    [3, 8, 8])))[0]  # fmt: skip
-    assert plain.variance == pytest.approx(2 / (27 + 72))
+    assert plain.scheme == "xavier" and plain.variance == pytest.approx(2 / (27 + 72))
     assert plain.torch.startswith("torch.nn.init.xavier_uniform_(layer.weight)")
+    quiz = recommend(analyze(SPECS / "quiz_conv.yaml", symbolic=True))[0]
+    assert quiz.scheme == "xavier"
 
 
 def test_reasons_say_what_the_rule_does_for_the_activation():

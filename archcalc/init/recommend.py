@@ -269,20 +269,26 @@ def recommend(analysis: Analysis) -> list[Recommendation]:
             kept = activations.moments(name, 0.0, 1.0, slope)[1]
             reason = (f"{name} is ReLU-like (at unit variance it keeps {kept:.2f} of it, ReLU "
                       "0.50): Kaiming/He's Var[w] = 2/n_in, the ReLU rule")  # fmt: skip
+        if scheme == "xavier" and _strided(row):
+            # Xavier's n_out counts the kernel's taps, (C_out/g)·Πk; a stride leaves each input
+            # in fewer windows (ViT's 16x16/16 patches: in one, 768 outputs, not 196,608), so
+            # the average of the two shrinks the forward variance (128-fold there)
+            scheme = "lecun"
+            reason = (f"a strided layer: Xavier's n_out, the kernel's {_count(fan.fan_out)} "
+                      f"taps, overstates the {_count(fan.backward)} outputs each input reaches "
+                      "and would shrink the signal; LeCun's Var[w] = 1/n_in keeps it")  # fmt: skip
         variance = scheme_variance(scheme, fan, act)
-        if scheme == "xavier" and fan.backward != fan.fan_out:
-            # Glorot's fan_out is what each input reaches; a stride leaves an input in fewer
-            # windows than the kernel has taps (ViT's 16x16/16 patches: in one), and the
-            # kernel's count would shrink the variance 128-fold there
-            variance = 2 / (fan.fan_in + fan.backward)
-            reason += (f", with the {_count(fan.backward)} outputs each input reaches (the "
-                       f"stride leaves it in fewer windows than the kernel's "
-                       f"{_count(fan.fan_out)} taps)")  # fmt: skip
         found.append(
             Recommendation(row, fan, name, slope, act.g0, act.g1, act.torch_gain, scheme,
                            variance, reason)
         )  # fmt: skip
     return found
+
+
+def _strided(row: Row) -> bool:
+    """A convolution with a (numeric) stride above 1 in some dimension."""
+    strides = row.hyper.get("stride") if row.type.startswith("conv") else None
+    return bool(strides) and any(isinstance(s, int) and s > 1 for s in strides)
 
 
 def _count(value: Any) -> str:
@@ -342,7 +348,7 @@ def torch_code(rec: Recommendation) -> str:
         call = f'torch.nn.init.kaiming_normal_(layer.weight{slope}, mode="fan_in", nonlinearity="{nonlinearity}")'
     elif rec.scheme == "xavier" and (fan.torch_fan_in, fan.torch_fan_out) == (
         fan.fan_in,
-        fan.backward,
+        fan.fan_out,
     ):
         call = "torch.nn.init.xavier_uniform_(layer.weight)"
     elif rec.scheme == "xavier":  # PyTorch's fans differ: give the bound explicitly
@@ -358,10 +364,8 @@ def keras_code(rec: Recommendation) -> str:
         scale, mode, dist = 2.0, "fan_in", "untruncated_normal"
         if rec.activation == "leaky_relu" and rec.torch_gain:
             scale = rec.torch_gain**2
-    elif rec.scheme == "xavier" and rec.fans.backward == rec.fans.fan_out:
+    elif rec.scheme == "xavier":
         scale, mode, dist = 1.0, "fan_avg", "uniform"
-    elif rec.scheme == "xavier":  # with the count each input reaches: as a scale of fan_in
-        scale, mode, dist = float(rec.variance * rec.fans.torch_fan_in), "fan_in", "uniform"
     else:
         scale, mode, dist = 1.0, "fan_in", "untruncated_normal"
     return f'keras.initializers.VarianceScaling(scale={scale:.6g}, mode="{mode}", distribution="{dist}")'
