@@ -175,6 +175,24 @@ def test_draw_layer_arrow_label_stays_between_the_grids():
         assert x + len(text) * size * 0.6 / 2 < out_left, (spec, text)
 
 
+def test_draw_layer_names_only_what_it_shows():
+    from archcalc.render.draw import layer_picture
+
+    def texts(spec: str, layer: str) -> str:
+        canvas = layer_picture(analyze(SPECS / spec), layer)
+        return "\n".join(item[3] for item in canvas.items if item[0] == "text")
+
+    plain = texts("alexnet.yaml", "layers[0]")  # 227, no padding, every position covered
+    assert "white: input   coloured: the first windows and the units they make" in plain
+    assert "padding" not in plain.split("\n")[-1] and "the 227×227 input, and of" in plain
+    assert "stride 4" in plain
+    padded = texts("alexnet_conv1_224.yaml", "layers[0]")  # P = 2: one position never covered
+    assert "grey dashed: padding   red: never covered" in padded
+    assert "the 228×228 padded grid" in padded
+    spread = texts("zoo/dcgan_generator.yaml", "layers[6]")  # a transposed convolution
+    assert "step 1" in spread and "stride 1" not in spread and "light: inserted zeros" in spread
+
+
 def test_draw_refuses_what_it_cannot_draw(tmp_path, capsys):
     assert (
         main(

@@ -85,8 +85,10 @@ def layer_picture(analysis: Analysis, layer: str) -> Canvas:
     if cropped:
         canvas.text(left + input_w + 4, top + input_h / 2, "…", 16, "start")
         canvas.text(left + input_w / 2, top + input_h + 16, "…", 16)
+        padded = any(a["before"] or a["after"] for a in (height_axis, width_axis))
         canvas.text(left, top + input_h + 34, f"the top-left corner of the {full[0]}×{full[1]} "
-                    "padded grid, and of the output", 10, "start", colour="#555")  # fmt: skip
+                    f"{'padded grid' if padded else 'input'}, and of the output", 10, "start",
+                    colour="#555")  # fmt: skip
     windows = _windows(height_axis, width_axis)
     for colour, (r0, c0) in zip(COLOURS, windows):
         for tr in range(height_axis["k"]):
@@ -101,7 +103,10 @@ def layer_picture(analysis: Analysis, layer: str) -> Canvas:
         y = top - 10
         x0, x1 = left + windows[0][1] * cell, left + windows[1][1] * cell
         canvas.line(x0, y, x1, y, COLOURS[1], 1.5, arrow=True)
-        canvas.text((x0 + x1) / 2, y - 4, f"stride {width_axis['s']}", 10, colour=COLOURS[1])
+        # a transposed convolution's windows move one cell over the spread input: its stride
+        # is in the spread (the header says so), not in the step
+        step = f"step {width_axis['s']}" if transposed else f"stride {width_axis['s']}"
+        canvas.text((x0 + x1) / 2, y - 4, step, 10, colour=COLOURS[1])
     # the output grid
     out_top = top
     canvas.rect(
@@ -123,8 +128,15 @@ def layer_picture(analysis: Analysis, layer: str) -> Canvas:
     for name, a in zip(names, (height_axis, width_axis)[-len(names) :]):
         canvas.text(left, y, f"{name}: {_formula(a, row.type, transposed)}", 11, "start")
         y += 18
-    legend = ("white: input   grey dashed: padding" + ("   light: inserted zeros" if transposed else "")
-              + "   red: never covered   coloured: the first windows and the units they make")  # fmt: skip
+    # the legend names only what the picture shows
+    axes = (height_axis, width_axis)
+    padded = any(a["before"] or a["after"] for a in axes)
+    uncovered = any(_extent(a) - 1 > _last_covered(a) for a in axes)
+    legend = "   ".join(part for part, shown in (
+        ("white: input", True), ("grey dashed: padding", padded),
+        ("light: inserted zeros", transposed and any(a["gap"] for a in axes)),
+        ("red: never covered", uncovered),
+        ("coloured: the first windows and the units they make", True)) if shown)  # fmt: skip
     canvas.text(left, y + 6, legend, 10, "start", colour="#555")
     return canvas
 
