@@ -102,8 +102,13 @@ def test_explain_numbers_evaluate_to_the_values(capsys, monkeypatch):
     import re
 
     monkeypatch.chdir(ROOT)
-    for name in ("alexnet.yaml", "lenet5.yaml", "atari_dqn.yaml", "alexnet_conv1_224.yaml"):
+    for name in ("alexnet.yaml", "lenet5.yaml", "atari_dqn.yaml", "alexnet_conv1_224.yaml",
+                 "zoo/vit_b_16.yaml", "zoo/convnext_tiny.yaml"):  # fmt: skip
         _, out, _ = run(capsys, "explain", f"specs/{name}")
+        if name == "zoo/vit_b_16.yaml":
+            assert ("parameters         = 2 × normalised elements = 2 × 768 = 1,536 (a weight and "
+                    "a bias per element of the last dimension)") in out  # fmt: skip
+            assert "[197, 768] (no parameters, no MACs: nothing is weighted)" in out
         checked = 0
         for line in out.splitlines():
             parts = [p.strip() for p in line.split("=")[1:]]

@@ -353,7 +353,13 @@ def _other(row: Row) -> list[str]:
         return [_line("parameters", "2 × channels", f"2 × {number(row.input[0])}", row.params,
                       "gamma and beta; running mean and variance are buffers")]  # fmt: skip
     if kind == "layernorm":
-        return [_line("parameters", "2 × normalised elements", None, row.params)]
+        shape = row.hyper["normalized_shape"]
+        if not row.hyper["elementwise_affine"]:
+            return [_line("parameters", "0", None, row.params, "no elementwise affine")]
+        dims = "the last dimension" if len(shape) == 1 else f"the last {len(shape)} dimensions"
+        return [_line("parameters", "2 × normalised elements",
+                      f"2 × {'·'.join(number(v) for v in shape)}", row.params,
+                      f"a weight and a bias per element of {dims}")]  # fmt: skip
     if kind in ("dropout", "dropout2d", "stochastic_depth"):
         return [
             f"  output {shape_text(row.output)} (same as input), no parameters; p = {row.hyper['p']}"

@@ -125,7 +125,7 @@ def merge(row: Row, node: Any, nodes: list, line: Line) -> list[str]:
     word = "sum" if kind == "add" else "product"
     return [f"  inputs: {names}",
             line("output", f"element-wise {word}, sizes of 1 broadcast", None,
-                 shape_text(row.output), "no parameters; no MACs (no weights)")]  # fmt: skip
+                 shape_text(row.output), "no parameters, no MACs: nothing is weighted")]  # fmt: skip
 
 
 def with_parameters(row: Row, line: Line) -> list[str]:
