@@ -94,9 +94,10 @@ def test_normal_std_out_of_range_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
         main(["init", str(ROOT / "specs/deep_relu_mlp.yaml"), "--scheme", "normal:1e200"])
     assert info.value.code == 2
-    assert "normal:STD needs a number between 1e-100 and 1e+100. Received: normal:1e200" in (
-        capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    assert "normal:STD needs a number between 1e-100 and 1e+100. Received: normal:1e200" in err
+    assert err.startswith("usage: archcalc init ")  # the command's usage, not the top level's
+    assert "archcalc init: error: --scheme: " in err
 
 
 @pytest.mark.parametrize("std", ["1e100", "1e-100"])

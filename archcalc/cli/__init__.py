@@ -6,6 +6,7 @@ Bad input never prints a traceback (set ARCHCALC_DEBUG=1 to see one).
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import Sequence
@@ -26,7 +27,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         from archcalc.cli.checking import check
 
         return check(args)
-    status = commands[args.command](args, parser)
+    # a command's usage errors show its own usage line (archcalc init [-h] ... SPEC), not
+    # the top-level one
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    status = commands[args.command](args, subparsers.choices[args.command])
     failures = getattr(args, "expect_failures", [])
     if failures and not args.expect_binding:
         count = len(failures)
