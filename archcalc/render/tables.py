@@ -351,8 +351,12 @@ def init_table(analysis: Analysis, scheme: str) -> str:
     if notes:  # the remark once, not on each of EfficientNet's 16 depthwise convolutions
         out += ["", "where PyTorch's _calculate_fan_in_and_fan_out differs (archcalc uses the true "
                 "fans above):", *notes]  # fmt: skip
-    reasons = {rec.reason for rec in recs}
-    out += ["", "why:", *sorted(f"  {reason}" for reason in reasons)]
+    # each reason with the layers it is for, in the order they run (as the code above)
+    out += [
+        "",
+        "why:",
+        *(f"  {paths}: {reason}" for reason, paths in _grouped(recs, lambda r: r.reason)),
+    ]
     if prediction is not None and prediction.warnings:
         out += ["", "assumed:", *(f"  {w}" for w in prediction.warnings)]
     return "\n".join(out) + "\n"
