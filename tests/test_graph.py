@@ -290,3 +290,35 @@ def test_reused_leaf_answers_change_nothing(path, symbolic, monkeypatch):
     fast = snapshot()
     monkeypatch.setattr(memo, "ENABLED", False)
     assert snapshot() == fast
+
+
+def test_a_block_that_never_repeats_stops_being_remembered(monkeypatch):
+    """After GIVE_UP_AFTER calls that all missed, a block's calls (and its items) are no longer
+    keyed; later equal calls are elaborated afresh, to the same graph."""
+    from archcalc.graph import elaborate as elaboration
+    from archcalc.graph import memo
+
+    block = {"params": ["out"], "layers": [
+        {"type": "conv2d", "out_channels": "out", "kernel_size": 3, "padding": 1},
+        {"type": "batchnorm2d"}, {"type": "relu"}]}  # fmt: skip
+    calls = [{"type": "cbr", "out": 8 + i} for i in range(12)] + [{"type": "cbr", "out": 19}] * 3
+    doc = {"name": "n", "input": [3, 8, 8], "blocks": {"cbr": block}, "layers": calls}
+    seen = []
+    original = elaboration._Elaborator.run
+
+    def run(self, file):
+        seen.append(self)
+        return original(self, file)
+
+    monkeypatch.setattr(elaboration._Elaborator, "run", run)
+
+    def snapshot():
+        a = analyze(doc)
+        return [(n.path, n.type, dict(n.hyper), n.inputs, n.shape) for n in a.graph.nodes], [
+            r.to_dict() for r in a.rows]  # fmt: skip
+
+    fast = snapshot()
+    assert seen[-1].calls.misses["cbr"] >= memo.GIVE_UP_AFTER  # it gave up ...
+    assert len(seen[-1].calls.calls) == memo.GIVE_UP_AFTER  # ... and remembered none after
+    monkeypatch.setattr(memo, "ENABLED", False)
+    assert snapshot() == fast

@@ -442,7 +442,7 @@ class _Elaborator:
         if kind not in BUILTIN_TYPES:
             inner = self.block_env(layer, item_env, path)
             key = self.calls.key(kind, self.nodes[x].shape, inner)
-            stored = self.calls.calls.get(key) if key is not None else None
+            stored = self.calls.lookup(key, kind) if key is not None else None
             if stored is not None:
                 if len(self.nodes) + stored[2] - stored[1] > MAX_EXPANDED_LAYERS:
                     key = None  # over the limit: the walk says where
@@ -460,8 +460,9 @@ class _Elaborator:
                 self.calls.remember(key, path, self.nodes, first, x, out, tuple(done))
             return out, (tuple(done),)
         key = self.memo.key(layer, item_env, tuple(self.nodes[i].shape for i in inputs))
-        if key is not None and key in self.memo.answers:
-            return self.replay(self.memo.answers[key], layer.name, inputs, path), ()
+        answer = self.memo.lookup(key, layer) if key is not None else None
+        if answer is not None:
+            return self.replay(answer, layer.name, inputs, path), ()
         marks = (len(self.warnings), len(self.assumptions), len(self.deferred))
         h = self.resolve(layer, item_env, path)
         if h.get("like") is not None:  # center_crop to another tensor's spatial size

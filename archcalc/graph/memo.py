@@ -27,6 +27,10 @@ from archcalc.language.values import ACTIVATION_TYPES, PADDING_WORDS
 _UNSEEN, _ONCE = object(), object()
 #: Off only in tests, which check that it changes nothing.
 ENABLED = True
+#: An item or block whose first this-many lookups all missed stops being remembered: keys and
+#: copies cost about a quarter of a fresh elaboration, and a block called with different
+#: arguments every time (EfficientNet's MBConv layers, each with its own widths) never hits.
+GIVE_UP_AFTER = 8
 
 
 def names_used(layer: Any) -> tuple[str, ...] | None:
@@ -59,9 +63,20 @@ class LeafMemo:
     def __init__(self) -> None:
         self.names: dict[int, Any] = {}
         self.answers: dict[tuple, tuple] = {}
+        self.misses: dict[int, int] = {}  # id(item) -> lookups that missed, while none hit
+
+    def lookup(self, key: tuple, layer: Any) -> tuple | None:
+        """The remembered answer of ``key``; counts the misses of an item that never hit."""
+        found = self.answers.get(key)
+        misses = self.misses.get(id(layer), 0)
+        if found is not None:
+            self.misses[id(layer)] = -1  # it hits: never give up on it
+        elif misses >= 0:
+            self.misses[id(layer)] = misses + 1
+        return found
 
     def key(self, layer: Any, env: Mapping[str, Any], shapes: tuple) -> tuple | None:
-        if not ENABLED:
+        if not ENABLED or self.misses.get(id(layer), 0) >= GIVE_UP_AFTER:
             return None
         names = self.names.get(id(layer), _UNSEEN)
         if names is _UNSEEN:  # a first visit: most items (a chain's) are visited only once
@@ -85,10 +100,10 @@ class CallMemo:
 
     def __init__(self) -> None:
         self.calls: dict[tuple, tuple] = {}
+        self.misses: dict[str, int] = {}  # block -> calls that missed, while none hit
 
-    @staticmethod
-    def key(block: str, shape: tuple, inner: Mapping[str, Any]) -> tuple | None:
-        if not ENABLED:
+    def key(self, block: str, shape: tuple, inner: Mapping[str, Any]) -> tuple | None:
+        if not ENABLED or self.misses.get(block, 0) >= GIVE_UP_AFTER:
             return None
         key = (block, shape, tuple(inner.items()))
         try:
@@ -96,6 +111,16 @@ class CallMemo:
         except TypeError:
             return None
         return key
+
+    def lookup(self, key: tuple, block: str) -> tuple | None:
+        """The remembered call of ``key``; counts the misses of a block that never hit."""
+        found = self.calls.get(key)
+        misses = self.misses.get(block, 0)
+        if found is not None:
+            self.misses[block] = -1  # it hits: never give up on it
+        elif misses >= 0:
+            self.misses[block] = misses + 1
+        return found
 
     def remember(self, key: tuple, path: str, nodes: list, first: int, x: int, out: int,
                  groups: tuple) -> None:  # fmt: skip
