@@ -392,3 +392,34 @@ def test_adaptive_average_pooling_that_enlarges_its_input():
     layers = propagate(net, "recommended").layers
     assert layers[0].forward == pytest.approx(1.0)
     assert layers[1].forward == pytest.approx(392 * 2 / 402 * (5.5 / 7) ** 2, rel=1e-12)
+
+
+def _scaled_branches(init: float, blocks: int = 12) -> dict:
+    """Residual blocks whose branch ends in a learned scale (ConvNeXt's layer scale)."""
+    branch = {"params": [], "layers": [
+        {"name": "gamma", "type": "parameter", "shape": [8, 1, 1], "init": init},
+        {"type": "conv2d", "input": "input", "out_channels": 8, "kernel_size": 3, "padding": 1},
+        {"type": "relu"},
+        {"name": "out", "type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
+        {"type": "mul", "inputs": ["gamma", "out"]}]}  # fmt: skip
+    block = {"params": [], "layers": [{"type": "residual", "body": [{"type": "branch"}]}]}
+    body = [{"type": "scaled"} for _ in range(blocks)]
+    return {"name": "scaled", "input": [8, 8, 8], "blocks": {"branch": branch, "scaled": block},
+            "layers": [{"type": "conv2d", "out_channels": 8, "kernel_size": 1}, *body]}  # fmt: skip
+
+
+def test_a_gradient_small_behind_a_layer_scale_is_not_called_a_stall():
+    # the gradient reaching a branch's weights starts 1e-12 small behind a scale initialised
+    # to 1e-6, by design: the scale's own gradient is not small, so it grows
+    net = analyze(SPECS / "zoo" / "convnext_tiny.yaml")
+    verdict = propagate(net).verdict
+    assert "vanishing gradient" in verdict and "expect training to stall" not in verdict
+    assert "a learned scale initialised to 1e-06: small by design, not a stall" in verdict
+    assert "behind a layer scale" in propagate(net).summary
+    # the same blocks with a scale of 1: no such remark
+    tiny, plain = (propagate(analyze(_scaled_branches(init))) for init in (1e-6, 1.0))
+    assert (
+        "vanishing gradient" in tiny.verdict
+        and "a learned scale initialised to 1e-06" in tiny.verdict
+    )
+    assert "layer scale" not in plain.summary and "learned scale" not in plain.verdict

@@ -96,6 +96,8 @@ class Propagation:
     output_variance_product: float
     input_gradient: float
     warnings: list[str] = field(default_factory=list)
+    #: The graph, to say why a gradient is small (a layer scale); None where not known.
+    graph: Any = field(default=None, repr=False, compare=False)
 
     def first_signal(self) -> LayerPrediction | None:
         """The shallowest layer whose pre-activation variance leaves the healthy range."""
@@ -114,7 +116,7 @@ class Propagation:
             found.append(_problem("signal", signal, values, self.layers, short))
         if gradient is not None:
             values = [layer.backward_norm for layer in self.layers]
-            found.append(_problem("gradient", gradient, values, self.layers, short))
+            found.append(_problem("gradient", gradient, values, self.layers, short, self.graph))
         return found
 
     @property
@@ -178,7 +180,7 @@ def severity(value: float) -> str:
 
 
 def _problem(what: str, first: LayerPrediction, values: list[float],
-             layers: list[LayerPrediction], short: bool = False) -> str:  # fmt: skip
+             layers: list[LayerPrediction], short: bool = False, graph: Any = None) -> str:  # fmt: skip
     """'vanishing signal from depth 8 (path), 1/5.37e+08 at depth 30 (...)': the first layer
     out of the band, and the largest factor reached, which decides the word."""
     low = values[first.depth - 1] < HEALTHY[0]
@@ -188,10 +190,19 @@ def _problem(what: str, first: LayerPrediction, values: list[float],
     ratio = (1 / extreme if extreme > 1 / meanfield.HUGE else math.inf) if low else extreme
     factor = f"{'1/' if low else 'x'}{variance_text(ratio)}"  # saturated: 1/>=1e+300
     backwards = " backwards" if what == "gradient" else ""
+    scale = layer_scale(graph, worst.row.node) if what == "gradient" and low and graph else None
     if short:
-        return f"{word} {what} from depth {first.depth}{backwards} ({factor})"
+        behind = ", behind a layer scale" if scale is not None else ""
+        return f"{word} {what} from depth {first.depth}{backwards} ({factor}{behind})"
     consequence = ("under 1e8: trains, more slowly" if word in ("degrading", "growing")
                    else "over 1e8: expect training to stall")  # fmt: skip
+    if scale is not None:
+        # ConvNeXt's branches end in a learned scale initialised to 1e-6: the gradient
+        # reaching their weights starts that small by design, while the scale's own gradient
+        # is not small, so it grows and the branch with it
+        consequence = (f"behind {scale.path}, a learned scale initialised to "
+                       f"{scale.hyper['init']:g}: small by design, not a stall, as the scale's "
+                       "own gradient is not small")  # fmt: skip
     return (
         f"{word} {what} from depth {first.depth}{backwards} ({first.row.path}), {factor} "
         f"at depth {worst.depth} ({consequence})"
@@ -253,4 +264,36 @@ def propagate(spec: Any, scheme: str = "recommended", **values: int) -> Propagat
                                     / out_elements),
         ))  # fmt: skip
     warnings = exact.notes
-    return Propagation(scheme, layers, out.m2, out_linear.m2, grad, warnings)
+    return Propagation(scheme, layers, out.m2, out_linear.m2, grad, warnings, analysis.graph)
+
+
+#: A learned tensor initialised within this of zero multiplies what it scales nearly away.
+SMALL_SCALE = 1e-2
+
+
+def layer_scale(graph: Any, node: int) -> Any:
+    """The ``parameter`` node of a small learned scale (a layer scale: |init|, std <= 1e-2)
+    multiplied into every path from ``node`` to an output, or None."""
+    nodes = graph.nodes
+    readers = graph.consumers()
+    outputs = set(graph.outputs)
+    for mul in nodes:
+        if mul.type != "mul":
+            continue
+        small = [nodes[i] for i in mul.inputs if nodes[i].type == "parameter"
+                 and abs(nodes[i].hyper["init"]) <= SMALL_SCALE
+                 and nodes[i].hyper["std"] <= SMALL_SCALE]  # fmt: skip
+        if not small:
+            continue
+        seen, stack = {mul.id, node}, [node]
+        while stack:  # an output reached without passing the scale?
+            i = stack.pop()
+            if i in outputs:
+                break
+            for j in readers[i]:
+                if j not in seen:
+                    seen.add(j)
+                    stack.append(j)
+        else:
+            return small[0]
+    return None
