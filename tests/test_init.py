@@ -200,6 +200,9 @@ def test_a_strided_linear_layer_gets_lecun_not_xavier():
     assert plain.torch.startswith("torch.nn.init.xavier_uniform_(layer.weight)")
     quiz = recommend(analyze(SPECS / "quiz_conv.yaml", symbolic=True))[0]
     assert quiz.scheme == "xavier"
+    # a transposed convolution's inputs reach every tap: its stride changes nothing here
+    last = recommend(analyze(SPECS / "zoo" / "dcgan_generator.yaml"))[-1]
+    assert (last.row.type, last.activation, last.scheme) == ("conv_transpose2d", "tanh", "xavier")
 
 
 def test_reasons_say_what_the_rule_does_for_the_activation():

@@ -269,7 +269,7 @@ def recommend(analysis: Analysis) -> list[Recommendation]:
             kept = activations.moments(name, 0.0, 1.0, slope)[1]
             reason = (f"{name} is ReLU-like (at unit variance it keeps {kept:.2f} of it, ReLU "
                       "0.50): Kaiming/He's Var[w] = 2/n_in, the ReLU rule")  # fmt: skip
-        if scheme == "xavier" and _strided(row):
+        if scheme == "xavier" and _overstated(fan):
             # Xavier's n_out counts the kernel's taps, (C_out/g)·Πk; a stride leaves each input
             # in fewer windows (ViT's 16x16/16 patches: in one, 768 outputs, not 196,608), so
             # the average of the two shrinks the forward variance (128-fold there)
@@ -285,10 +285,11 @@ def recommend(analysis: Analysis) -> list[Recommendation]:
     return found
 
 
-def _strided(row: Row) -> bool:
-    """A convolution with a (numeric) stride above 1 in some dimension."""
-    strides = row.hyper.get("stride") if row.type.startswith("conv") else None
-    return bool(strides) and any(isinstance(s, int) and s > 1 for s in strides)
+def _overstated(fan: Fans) -> bool:
+    """Xavier's n_out, the kernel's taps, is more than the outputs each input reaches: a
+    strided convolution (not a transposed one, whose inputs reach every tap); numbers only."""
+    out, reach = fan.fan_out, fan.backward
+    return isinstance(out, int) and isinstance(reach, (int, float)) and reach < out
 
 
 def _count(value: Any) -> str:
