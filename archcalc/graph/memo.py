@@ -33,6 +33,16 @@ ENABLED = True
 GIVE_UP_AFTER = 8
 
 
+def _counted(misses: dict, owner: Any, found: Any) -> Any:
+    """``found``, after counting a miss for ``owner`` (until its first hit, -1: never again)."""
+    count = misses.get(owner, 0)
+    if found is not None:
+        misses[owner] = -1  # it hits: never give up on it
+    elif count >= 0:
+        misses[owner] = count + 1
+    return found
+
+
 def names_used(layer: Any) -> tuple[str, ...] | None:
     """The names a leaf item's resolution reads from its environment, or None where its
     elaboration depends on more than its fields, its input shapes and those names."""
@@ -67,13 +77,7 @@ class LeafMemo:
 
     def lookup(self, key: tuple, layer: Any) -> tuple | None:
         """The remembered answer of ``key``; counts the misses of an item that never hit."""
-        found = self.answers.get(key)
-        misses = self.misses.get(id(layer), 0)
-        if found is not None:
-            self.misses[id(layer)] = -1  # it hits: never give up on it
-        elif misses >= 0:
-            self.misses[id(layer)] = misses + 1
-        return found
+        return _counted(self.misses, id(layer), self.answers.get(key))
 
     def key(self, layer: Any, env: Mapping[str, Any], shapes: tuple) -> tuple | None:
         if not ENABLED or self.misses.get(id(layer), 0) >= GIVE_UP_AFTER:
@@ -114,13 +118,7 @@ class CallMemo:
 
     def lookup(self, key: tuple, block: str) -> tuple | None:
         """The remembered call of ``key``; counts the misses of a block that never hit."""
-        found = self.calls.get(key)
-        misses = self.misses.get(block, 0)
-        if found is not None:
-            self.misses[block] = -1  # it hits: never give up on it
-        elif misses >= 0:
-            self.misses[block] = misses + 1
-        return found
+        return _counted(self.misses, block, self.calls.get(key))
 
     def remember(self, key: tuple, path: str, nodes: list, first: int, x: int, out: int,
                  groups: tuple) -> None:  # fmt: skip
