@@ -25,6 +25,7 @@ from archcalc.init import activations
 from archcalc.language.expr import product, to_text
 from archcalc.language.values import ACTIVATION_TYPES
 from archcalc.quantities.analysis import Analysis, Row
+from archcalc.render.tables import number
 
 SCHEMES = ("recommended", "kaiming", "kaiming_out", "xavier", "lecun", "torch_default")
 #: Layer types the init looks through when finding the activation after a weighted layer.
@@ -274,8 +275,8 @@ def recommend(analysis: Analysis) -> list[Recommendation]:
             # in fewer windows (ViT's 16x16/16 patches: in one, 768 outputs, not 196,608), so
             # the average of the two shrinks the forward variance (128-fold there)
             scheme = "lecun"
-            reason = (f"a strided layer: Xavier's n_out, the kernel's {_count(fan.fan_out)} "
-                      f"taps, overstates the {_count(fan.backward)} outputs each input reaches "
+            reason = (f"a strided layer: Xavier's n_out, the kernel's {number(fan.fan_out)} "
+                      f"taps, overstates the {number(fan.backward)} outputs each input reaches "
                       "and would shrink the signal; LeCun's Var[w] = 1/n_in keeps it")  # fmt: skip
         variance = scheme_variance(scheme, fan, act)
         found.append(
@@ -290,10 +291,6 @@ def _overstated(fan: Fans) -> bool:
     strided convolution (not a transposed one, whose inputs reach every tap); numbers only."""
     out, reach = fan.fan_out, fan.backward
     return isinstance(out, int) and isinstance(reach, (int, float)) and reach < out
-
-
-def _count(value: Any) -> str:
-    return f"{value:,}" if isinstance(value, int) else to_text(value)
 
 
 def activation_after(analysis: Analysis) -> dict[int, Row]:
