@@ -140,18 +140,29 @@ def moved(stored: tuple, nodes: list, x: int, path: str) -> tuple[int, tuple]:
 
     old_path, first, end, old_x, out, groups = stored
     offset, cut = len(nodes) - first, len(old_path)
-
-    def at(i: int) -> int:
-        return i + offset if first <= i < end else x  # inside the call, or its input
-
+    # Loops written out (no generator per node or group): a hit's copy is most of what
+    # elaborating a repeated block costs, ViT's encoder blocks for one.
+    append = nodes.append
     for node in nodes[first:end]:
-        nodes.append(Node(len(nodes), path + node.path[cut:], node.name, node.type, node.hyper,
-                          tuple(at(i) for i in node.inputs), node.shape, node.shown, node.line))  # fmt: skip
+        inputs = node.inputs
+        if len(inputs) == 1:
+            i = inputs[0]
+            inputs = (i + offset if first <= i < end else x,)
+        else:
+            inputs = tuple([i + offset if first <= i < end else x for i in inputs])
+        append(Node(node.id + offset, path + node.path[cut:], node.name, node.type, node.hyper,
+                    inputs, node.shape, node.shown, node.line))  # fmt: skip
 
     def group(g: Group) -> Group:
+        children = g.children
+        if children:
+            children = tuple([tuple([group(c) for c in items]) for items in children])
+        o = g.output
+        inputs = g.inputs
+        if inputs:
+            inputs = tuple([i + offset if first <= i < end else x for i in inputs])
         return Group(path + g.path[cut:], g.name, g.type, g.first + offset, g.end + offset,
-                     at(g.output), g.expect, g.env,
-                     tuple(tuple(group(c) for c in items) for items in g.children), g.line,
-                     tuple(at(i) for i in g.inputs))  # fmt: skip
+                     o + offset if first <= o < end else x, g.expect, g.env, children, g.line,
+                     inputs)  # fmt: skip
 
-    return at(out), tuple(group(g) for g in groups)
+    return (out + offset if first <= out < end else x), tuple([group(g) for g in groups])
