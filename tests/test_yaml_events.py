@@ -150,3 +150,25 @@ def test_random_text_reads_the_same_or_fails_the_same(text):
     fast = read_events(text)
     if fast is not None:
         assert typed(fast[0]) == typed(expected[0])
+
+
+def nested(depth: int) -> str:
+    """A document whose innermost list sits ``depth`` containers below the top mapping."""
+    return "a: " + "[" * depth + "1" + "]" * depth + "\n"
+
+
+@pytest.mark.parametrize("limit", [5, 100])
+def test_the_limits_are_checked_as_the_events_are_read(limit):
+    """The event reader refuses what the loader's document check would refuse (and leaves
+    the error to it), so the check need not walk what the event reader returns."""
+    assert read_events(nested(limit), max_depth=limit) is not None
+    assert read_events(nested(limit + 1), max_depth=limit) is None
+    # a: [1, 2, 3] is 6 nodes (the mapping, the key, the list, 3 items): 4 values read
+    assert read_events("a: [1, 2, 3]", max_nodes=9) is not None
+    assert read_events("a: [1, 2, 3]", max_nodes=8) is None
+
+
+def test_a_document_over_the_limits_gets_the_loaders_error():
+    assert parse_document(nested(100))[0]["a"] is not None
+    with pytest.raises(ArchcalcError, match="nested more than 100 levels deep"):
+        parse_document(nested(101))

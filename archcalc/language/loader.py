@@ -56,7 +56,7 @@ def load_spec(source: Any, *, file: str | None = None) -> Spec:
             f"expected a path, YAML/JSON text or a dict. Received: {type(source).__name__}",
             file=file,
         )
-    return validate(data, file, lines)
+    return validate(data, file, lines, checked=not isinstance(source, dict))
 
 
 def _read(path: Path) -> str:
@@ -113,8 +113,10 @@ def parse_document(
     text: str, file: str | None = None, *, is_json: bool = False
 ) -> tuple[Any, dict]:
     """Parse YAML (or JSON) text into plain Python data and the line of each YAML mapping
-    (by id; none for JSON), or raise ArchcalcError."""
+    (by id; none for JSON), or raise ArchcalcError. The data has passed
+    :func:`check_document` (the usual YAML is checked as it is read)."""
     lines: dict[int, int] = {}
+    usual = None
     try:
         if is_json:
             data = json.loads(text, object_pairs_hook=_no_duplicates)
@@ -128,6 +130,8 @@ def parse_document(
                 lines = loader.lines
             finally:
                 loader.dispose()
+        if usual is None:
+            check_document(data, file)
     except ArchcalcError as err:
         raise err.at(file=file) from None
     except json.JSONDecodeError as err:
@@ -150,7 +154,7 @@ def parse_document(
 
 def _usual(text: str) -> tuple[Any, dict] | None:
     with collector.paused():  # every object read survives: see archcalc.collector
-        return read_events(text)
+        return read_events(text, MAX_DOCUMENT_DEPTH, MAX_DOCUMENT_NODES)
 
 
 def _tab_at(text: str, mark) -> bool:
@@ -212,13 +216,16 @@ def check_document(data: Any, file: str | None = None) -> None:
     size(data, 0)
 
 
-def validate(data: Any, file: str | None = None, lines: dict[int, int] | None = None) -> Spec:
+def validate(data: Any, file: str | None = None, lines: dict[int, int] | None = None, *,
+             checked: bool = False) -> Spec:  # fmt: skip
     """Validate plain data as a Spec; schema errors become ArchcalcErrors (all of them, in
     spec order, each with its path, and the YAML line and layer name where known).
 
     The fast reader answers for the usual document; where it is not sure (an error, a value
-    pydantic would coerce), the pydantic models decide and say what is wrong."""
-    check_document(data, file)
+    pydantic would coerce), the pydantic models decide and say what is wrong. ``checked``:
+    the data came from :func:`parse_document`, which checked its size and depth."""
+    if not checked:
+        check_document(data, file)
     lines = lines or {}
     with collector.paused():
         spec = fast.read(data)

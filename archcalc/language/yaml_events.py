@@ -39,11 +39,19 @@ class _NotSure(Exception):
 
 
 class _Builder:
-    def __init__(self, loader: Any):
+    """Builds the document from events. With no aliases every node is read once, so the
+    loader's size and depth check is done here, on the way: containers count their depth,
+    and values (keys are at most as many) count towards the size."""
+
+    def __init__(self, loader: Any, max_depth: int, max_nodes: int):
         self.loader = loader
+        self.max_depth = max_depth
+        self.max_values = (max_nodes - 1) // 2  # a key for each value, and the top mapping
         self.next = loader.get_event
         self.lines: dict[int, int] = {}
         self.plain: dict[str, Any] = {}  # plain scalar text -> its value (all immutable)
+        self.depth = 0
+        self.values = 0
 
     def scalar(self, event: ScalarEvent) -> Any:
         if event.anchor is not None or (event.tag is not None and event.tag != "!"):
@@ -72,14 +80,23 @@ class _Builder:
         return result
 
     def value(self, event: Any) -> Any:
+        self.values += 1
+        if self.values > self.max_values:
+            raise _NotSure  # the standard path's document check says what is wrong
         kind = type(event)
         if kind is ScalarEvent:
             return self.scalar(event)
+        if self.depth >= self.max_depth:
+            raise _NotSure  # likewise
+        self.depth += 1
         if kind is MappingStartEvent:
-            return self.mapping(event)
-        if kind is SequenceStartEvent:
-            return self.sequence(event)
-        raise _NotSure  # an alias
+            result: Any = self.mapping(event)
+        elif kind is SequenceStartEvent:
+            result = self.sequence(event)
+        else:
+            raise _NotSure  # an alias
+        self.depth -= 1
+        return result
 
     def mapping(self, start: MappingStartEvent) -> dict:
         if start.anchor is not None or (start.tag is not None and start.tag != "!"):
@@ -112,8 +129,10 @@ class _Builder:
             append(self.value(event))
 
 
-def read_events(text: str) -> tuple[Any, dict[int, int]] | None:
-    """``(data, lines)`` for a document in the usual subset of YAML, or ``None``.
+def read_events(text: str, max_depth: int = 100, max_nodes: int = 2_000_000
+                ) -> tuple[Any, dict[int, int]] | None:  # fmt: skip
+    """``(data, lines)`` for a document in the usual subset of YAML, or ``None``. A document
+    it returns is nested at most ``max_depth`` deep and has at most ``max_nodes`` nodes.
 
     >>> read_events("a: [1, yes, '2']")[0]
     {'a': [1, True, '2']}
@@ -124,7 +143,7 @@ def read_events(text: str) -> tuple[Any, dict[int, int]] | None:
     if loader is None:
         return None
     try:
-        builder = _Builder(loader)
+        builder = _Builder(loader, max_depth, max_nodes)
         events = [builder.next(), builder.next()]
         if type(events[0]) is not StreamStartEvent or type(events[1]) is not DocumentStartEvent:
             return None  # an empty stream
