@@ -28,7 +28,10 @@ ROW_KEYS = ("weights_per_neuron", "neurons", "connections", "params", "macs")
 __all__ = ["MAX_EXPANDED_LAYERS", "Analysis", "Row", "analyze"]
 
 
-@dataclass(frozen=True, slots=True)
+#: A record no pass changes, not frozen for the reason a graph node is not (a frozen
+#: dataclass costs four times as much to create, and the counting pass makes one per row);
+#: hashable by its compared fields, as a frozen one would be.
+@dataclass(slots=True, unsafe_hash=True)
 class Row:
     """One shown node of the network: a line of the table."""
 
