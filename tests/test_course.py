@@ -316,3 +316,22 @@ def test_draw_network_refusals(tmp_path, capsys):
                 str(out),
             ]
         )
+
+
+def test_draw_brackets_every_opened_composite_with_its_path():
+    """With every composite open, ResNet-18's items are all body[0]...body[4]: a bracket under
+    each opened composite says whose they are, an outer one below its inner ones."""
+    from archcalc.render.network import network_picture
+
+    canvas = network_picture(analyze(SPECS / "zoo/resnet18.yaml"), ["all"])
+    texts = {item[3]: item[2] for item in canvas.items if item[0] == "text"}  # text -> y
+    outer, first, second = ("layers[4]: 2 × basic, 147,968 params",
+                            "[0].layers[0]: basic, 73,984 params",
+                            "[1].layers[0]: basic, 73,984 params")  # fmt: skip
+    assert {outer, first, second} <= set(texts)
+    assert texts[outer] > texts[first] == texts[second] > texts["body[0]"]
+    # one bracket (three lines: two ticks and the span) per opened composite: the 7 items
+    # after the stem, and the two blocks of layers[4] (a composite whose body is a single
+    # composite opens through to it, so the 1 x basic repeats are one bracket each)
+    grey = [item for item in canvas.items if item[0] == "line" and "#999" in item]
+    assert len(grey) == 3 * (7 + 2)

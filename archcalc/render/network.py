@@ -28,6 +28,7 @@ BAR = 120.0  # pixels for the longest vector
 GAP = 34.0  # between columns
 ARC_STEP = 5.0  # between arcs that leave or reach one unit
 FONT = 11.0
+BRACKET = 28.0  # between the levels of the brackets under opened composites
 ARCS = ("#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e")
 _SYMBOLS = {"add": "+", "mul": "×", "concat": "concat", "matmul": "matmul"}
 
@@ -44,6 +45,17 @@ class Unit:
     sources: list[int] = field(default_factory=list)  # unit indices it reads
 
 
+@dataclass
+class Span:
+    """An opened composite: the units [first, end) it holds, bracketed under their labels (its
+    items are named within it, so without the bracket ResNet's many body[0] are ambiguous)."""
+
+    first: int
+    end: int
+    level: int  # 0: a top-level item; its opened items 1, and so on
+    label: str  # as a folded unit's lines: name or path, what it is, its parameters
+
+
 def network_picture(analysis: Analysis, expand: list[str] | tuple = ()) -> Canvas:
     """The whole network, composites folded except those named in ``expand`` (or ``all``)."""
     graph = analysis.graph
@@ -57,9 +69,10 @@ def network_picture(analysis: Analysis, expand: list[str] | tuple = ()) -> Canva
                             f"or a name as `archcalc analyze` shows them. Received: --expand {unknown[0]}")  # fmt: skip
     params = {row.node: row.params for row in analysis.rows}
     units = [Unit(0, 1, 0, ["input"])]
-    _walk(graph, graph.tree, 1, len(graph.nodes), units, wanted, params)
+    spans: list[Span] = []
+    _walk(graph, graph.tree, 1, len(graph.nodes), units, wanted, params, spans)
     _connect(graph, units)
-    return _draw(analysis, units)
+    return _draw(analysis, units, spans)
 
 
 def _open(group: Group, wanted: set) -> bool:
@@ -69,9 +82,9 @@ def _open(group: Group, wanted: set) -> bool:
 
 
 def _walk(graph, groups, first: int, end: int, units: list[Unit], wanted: set, params,
-          prefix: str = "") -> None:  # fmt: skip
+          spans: list[Span], prefix: str = "", level: int = 0) -> None:  # fmt: skip
     """Units for the nodes [first, end): each group folded or opened, nodes no group holds (the
-    merges a residual or a concat implies) as units of their own."""
+    merges a residual or a concat implies) as units of their own; each opened group a span."""
     starts: dict[int, Group] = {}
     for group in groups:
         if group.end > group.first:
@@ -93,7 +106,11 @@ def _walk(graph, groups, first: int, end: int, units: list[Unit], wanted: set, p
             while len(children) == 1 and children[0].children:
                 inner = children[0]
                 children = [g for items in inner.children for g in items]
-            _walk(graph, children, group.first, group.end, units, wanted, params, inner.path)
+            start = len(units)
+            _walk(graph, children, group.first, group.end, units, wanted, params, spans,
+                  inner.path, level + 1)  # fmt: skip
+            title, *what = _describe(graph, group, params, prefix)
+            spans.append(Span(start, len(units), level, f"{title}: {', '.join(what)}"))
         else:
             lines = _describe(graph, group, params, prefix)
             units.append(Unit(group.first, group.end, group.output, lines))
@@ -172,7 +189,7 @@ def _block(
     return width, height, depth
 
 
-def _draw(analysis: Analysis, units: list[Unit]) -> Canvas:
+def _draw(analysis: Analysis, units: list[Unit], spans: list[Span]) -> Canvas:
     graph = analysis.graph
     shapes = [tuple(graph.nodes[u.output].shape) for u in units]
     spatial = [v for s in shapes if len(s) >= 3 for v in s[-2:]]
@@ -187,11 +204,14 @@ def _draw(analysis: Analysis, units: list[Unit]) -> Canvas:
     tallest = max(h + d * 0.7 for _, h, d in blocks)
     depth = max(lanes, default=-1) + 1
     middle = lane_top + 14.0 * depth + 36 + tallest / 2
-    canvas = Canvas(200, middle + tallest / 2 + 90)
+    labels = max(len(u.lines) + (u.output in graph.outputs) for u in units)
+    brackets = middle + tallest / 2 + 16 + 13 * labels  # the first bracket's line
+    levels = max((span.level for span in spans), default=-1) + 1
+    canvas = Canvas(200, brackets + BRACKET * levels + 40 if levels else middle + tallest / 2 + 90)
     canvas.text(12, 20, f"{graph.spec.name}: {len(units) - 1} units, "
                 f"{int(analysis.totals['params']):,} params", size=13, anchor="start", bold=True)  # fmt: skip
     x = 20.0
-    lefts, rights, tops = [], [], []
+    lefts, rights, tops, columns = [], [], [], []
     outputs = set(graph.outputs)
     for unit, shape, (w, h, d) in zip(units, shapes, blocks):
         label_width = max(len(t) for t in [*unit.lines, _shape_text(shape)]) * FONT * 0.6
@@ -217,6 +237,7 @@ def _draw(analysis: Analysis, units: list[Unit]) -> Canvas:
         lefts.append(left)
         rights.append(left + w)
         tops.append(top - d * 0.7)
+        columns.append((x, x + column))
         x += column + GAP
     for i, unit in enumerate(units):
         if i - 1 in unit.sources:
@@ -233,6 +254,14 @@ def _draw(analysis: Analysis, units: list[Unit]) -> Canvas:
         canvas.line(sx, tops[source] - 20, sx, lane, stroke=colour)
         canvas.line(sx, lane, tx, lane, stroke=colour)
         canvas.line(tx, lane, tx, tops[target] - 20, stroke=colour, arrow=True)
+    # deepest first, so that an outer bracket's label is drawn below its inner ones
+    for span in sorted(spans, key=lambda span: -span.level):
+        y = brackets + BRACKET * (levels - 1 - span.level)
+        a, b = columns[span.first][0], columns[span.end - 1][1]
+        canvas.line(a, y - 4, a, y, stroke="#999")
+        canvas.line(a, y, b, y, stroke="#999")
+        canvas.line(b, y - 4, b, y, stroke="#999")
+        canvas.text((a + b) / 2, y + 13, span.label, size=FONT - 1, colour="#555")
     canvas.text(12, canvas.height - 14, "face: height H × width W on one linear scale; depth grows "
                 "with log2 C; bars: log2 N; arcs: data paths that skip ahead. Folded composites "
                 "open with --expand PATH (or all).", size=FONT - 1, anchor="start", colour="#555")  # fmt: skip
