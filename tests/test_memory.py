@@ -138,6 +138,17 @@ def test_torchinfo_line_of_a_formula_is_its_exact_bytes_over_a_million(capsys):
     assert "e-" not in line and "." not in line.split(":", 1)[1]
 
 
+def test_the_tables_rules_are_as_wide_as_its_widest_row():
+    # ResNet-50's rows run to 147 characters (a maxpool's "input (counted earlier), int64
+    # indices"); the rules stopped at 120
+    from archcalc.render.memory import memory_table
+
+    lines = memory_table(training_memory(analyze(SPECS / "zoo/resnet50.yaml"))).splitlines()
+    rule = lines[0]
+    table = lines[3 : lines.index(rule, 3)]
+    assert set(rule) == {"="} and len(rule) == max(len(text) for text in table) > 120
+
+
 @pytest.mark.parametrize("options, message", [
     ({"batch": 0}, "batch: expected a positive integer. Received: 0"),
     ({"dtype": "float64"}, "dtype: expected one of float32, float16, bfloat16. Received: 'float64'"),

@@ -43,7 +43,7 @@ def memory_table(memory: TrainingMemory, layer: str | None = None) -> str:
         return "  ".join(c.rjust(w) if i in (3, 4) else c.ljust(w)
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()  # fmt: skip
 
-    rule = "=" * min(sum(widths) + 2 * (len(widths) - 1), 120)
+    rule = "=" * (sum(widths) + 2 * (len(widths) - 1))  # as wide as the widest row
     batch = _short(memory.batch)
     out = [rule, f"{analysis.spec.name}   training memory at batch {batch}, {memory.dtype}, "
            f"{memory.optimizer} optimizer ({memory.device})", rule, line(header), "-" * len(rule),
