@@ -163,9 +163,42 @@ def test_the_limits_are_checked_as_the_events_are_read(limit):
     the error to it), so the check need not walk what the event reader returns."""
     assert read_events(nested(limit), max_depth=limit) is not None
     assert read_events(nested(limit + 1), max_depth=limit) is None
-    # a: [1, 2, 3] is 6 nodes (the mapping, the key, the list, 3 items): 4 values read
-    assert read_events("a: [1, 2, 3]", max_nodes=9) is not None
-    assert read_events("a: [1, 2, 3]", max_nodes=8) is None
+    # a: [1, 2, 3] is 5 nodes as the loader counts them (the mapping, the list, 3 items)
+    assert read_events("a: [1, 2, 3]", max_nodes=5) is not None
+    assert read_events("a: [1, 2, 3]", max_nodes=4) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.sampled_from([1, "x", None]),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from("abc"), inner, max_size=3)
+        ),
+        max_leaves=30,
+    )
+)
+def test_the_event_readers_size_is_the_loaders(document):
+    """The event reader declines exactly where the loader's document check refuses, so the
+    check may be skipped for what the event reader returns."""
+    from unittest import mock
+
+    from archcalc.language import loader
+
+    text = yaml.safe_dump({"a": document})
+    data = read_events(text)[0]
+
+    def refused(limit: int) -> bool:
+        with mock.patch.object(loader, "MAX_DOCUMENT_NODES", limit):
+            try:
+                loader.check_document(data)
+            except ArchcalcError:
+                return True
+        return False
+
+    size = next(limit for limit in range(1, 1000) if not refused(limit))
+    assert read_events(text, max_nodes=size) is not None
+    assert read_events(text, max_nodes=size - 1) is None
 
 
 def test_a_document_over_the_limits_gets_the_loaders_error():

@@ -41,12 +41,13 @@ class _NotSure(Exception):
 class _Builder:
     """Builds the document from events. With no aliases every node is read once, so the
     loader's size and depth check is done here, on the way: containers count their depth,
-    and values (keys are at most as many) count towards the size."""
+    and every value counts towards the size (the loader counts the top mapping and every
+    value in it, at any depth, but not the keys)."""
 
     def __init__(self, loader: Any, max_depth: int, max_nodes: int):
         self.loader = loader
         self.max_depth = max_depth
-        self.max_values = (max_nodes - 1) // 2  # a key for each value, and the top mapping
+        self.max_values = max_nodes - 1  # the top mapping is the one more
         self.next = loader.get_event
         self.lines: dict[int, int] = {}
         self.plain: dict[str, Any] = {}  # plain scalar text -> its value (all immutable)
