@@ -51,6 +51,14 @@ POOL_CEIL = spec(["J", "P"], [2, "J", "J"],
 GROUPS = spec(["C", "i"], ["C", 9, 9], [conv(out_channels="i", groups=3)])
 STRIDED = spec(["J", "s"], [3, "J", "J"], [conv(kernel_size=5, stride="s", padding=1),
                                            {"type": "avgpool2d", "kernel_size": 2}])  # fmt: skip
+#: squeeze-and-excitation: a gate [4, 1, 1] multiplied into the features [4, h, w]
+GATE = spec(["J", "s"], [3, "J", "J"], [
+    conv(stride="s", padding=1, name="features"),
+    {"type": "adaptive_avgpool2d", "output_size": 1},
+    {"type": "conv2d", "out_channels": 4, "kernel_size": 1},
+    {"type": "sigmoid", "name": "gate"},
+    {"type": "mul", "inputs": ["gate", "features"]},
+])  # fmt: skip
 CASES = {
     "conv1 J": (SPECS / "solve_conv1.yaml", ["J"], CONV1, {"J": (150, 300)}, {"P": 0}),
     "conv1 P, none": (SPECS / "solve_conv1.yaml", ["P"], CONV1, {"P": (0, 10)}, {"J": 224}),
@@ -91,6 +99,13 @@ CASES = {
         {"C": (1, 24), "i": (1, 24)},
         {},
     ),  # fmt: skip
+    "gate": (
+        GATE,
+        ["J", "s"],
+        ["output[1] == 2", "macs <= 2000"],
+        {"J": (1, 30), "s": (1, 5)},
+        {},
+    ),  # fmt: skip
     "stride": (
         STRIDED,
         ["J", "s"],
@@ -118,6 +133,7 @@ def test_the_cases_are_not_trivial():
         counts[name] = len(solve(spec_, unknowns, where, ranges, **values).solutions)
     assert counts["conv1 J"] == 1 and counts["conv1 P, none"] == 0 and counts["quiz pool"] == 4
     assert counts["ceil pool"] > 0 and counts["groups"] > 0 and counts["stride"] > 0
+    assert counts["gate"] > 0
     # the groups divide both channel counts: C and i multiples of 3 only
     groups = solve(GROUPS, ["C", "i"], ["params <= 400"], {"C": (1, 24), "i": (1, 24)})
     assert groups.solutions and all(s["C"] % 3 == 0 and s["i"] % 3 == 0 for s in groups.solutions)
@@ -159,6 +175,12 @@ def questions(draw):
             layers.append({"type": draw(st.sampled_from(["maxpool2d", "avgpool2d"])),
                            "kernel_size": k, "stride": field("s", draw(st.integers(1, 3))),
                            "padding": field("p", 0), "ceil_mode": draw(st.booleans())})  # fmt: skip
+    if draw(st.booleans()):  # a squeeze-and-excitation gate, [C, 1, 1] into [C, h, w]
+        layers[-1] = {**layers[-1], "name": "x"}
+        layers += [{"type": "adaptive_avgpool2d", "output_size": 1},
+                   {"type": "sigmoid", "name": "g"},
+                   {"type": draw(st.sampled_from(["mul", "add"])),
+                    "inputs": draw(st.permutations(["g", "x"]))}]  # fmt: skip
     if draw(st.booleans()):
         layers += [{"type": "flatten"}, {"type": "linear", "out_features": field("c", 3)}]
     size = "J" if "J" in free else draw(st.integers(4, 12))

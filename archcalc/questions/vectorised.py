@@ -164,10 +164,12 @@ def _validity(compiler: _Compiler, analysis: Any) -> list[_Node]:
                     conds.append(compiler.compare(compiler.value(op), "<",
                                                   compiler.value(sympy.Max(s, d))))  # fmt: skip
         if node.type in ("add", "mul"):
-            # broadcasting treats a size that is 1 specially; with symbols the analysis
-            # compares sizes as they stand, so only identical sizes are safe here
+            # broadcasting treats a size that is 1 specially; with symbols the analysis sets a
+            # literal 1 aside (a squeeze-and-excitation gate [C, 1, 1]) and compares the other
+            # sizes as they stand, so it is exact where those are one and the same
             for sizes in zip(*(nodes[i].shape for i in node.inputs)):
-                if len(set(sizes)) > 1 and _symbolic(sizes):
+                wide = {n for n in sizes if not (isinstance(n, int) and n == 1)}
+                if len(wide) > 1 and _symbolic(sizes):
                     raise Unsupported(f"{node.path}: broadcasting of symbolic sizes")
     known: dict[str, tuple] | None = None
     for _, text in analysis.assumptions:
