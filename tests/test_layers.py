@@ -249,3 +249,63 @@ def test_composite_expectations_sum_over_their_layers():
     found = [str(m) for m in check_expectations(analyze(spec([wrong], [4])))]
     assert found == ["layers[0] weights_per_neuron: expected 5, computed not applicable",
                      "layers[0] params: expected 21, computed 20"]  # fmt: skip
+
+
+# ceil_mode pools with a symbolic input size: a closed form, no condition for sympy to weigh
+
+
+def _ceil_pool_cases():
+    for k in range(1, 5):
+        for s in range(1, 4):
+            for p in range(0, k // 2 + 1):  # PyTorch: padding at most half the kernel
+                for d in (1, 2):
+                    for p_end in (None, 0, 1, 2):
+                        yield k, s, p, d, p_end
+
+
+def test_a_ceil_mode_pools_symbolic_size_is_its_numeric_size_at_every_n():
+    """The lesser of ceil(span/s) + 1 and the windows starting before the right padding,
+    chosen without n: equal to PyTorch's rule (drop a last window that starts in the right
+    padding) at every n, and free of Piecewise wherever p_end <= d(k-1) + 1."""
+    import sympy
+
+    from archcalc.layers.formulas import pool_output_size
+
+    n = sympy.Symbol("n", positive=True, integer=True)
+    for k, s, p, d, p_end in _ceil_pool_cases():
+        formula = pool_output_size(n, k, s, p, d, True, p_end)
+        if (p if p_end is None else p_end) <= d * (k - 1) + 1:
+            assert not formula.has(sympy.Piecewise), (k, s, p, d, p_end, formula)
+        for value in range(1, 25):
+            numeric = pool_output_size(value, k, s, p, d, True, p_end)
+            assert formula.subs(n, value) == numeric, (k, s, p, d, p_end, value)
+
+
+def test_googlenets_ceil_mode_pools_analyse_symbolically():
+    """GoogLeNet with H and W free did not finish (a condition per ceil_mode pool, nested
+    five deep); a chain of six ceil_mode pools that do drop windows neither."""
+    from archcalc.language.expr import symbol
+    from tests.conftest import SPECS
+
+    H, W = symbol("H"), symbol("W")
+    data = yaml_spec(SPECS / "zoo" / "googlenet.yaml")
+    symbolic = analyze(data, symbolic=True)
+    for h, w in ((224, 224), (199, 256), (97, 33)):
+        numeric = analyze(data, H=h, W=w)
+        assert symbolic.totals["macs"].subs({H: h, W: w}) == numeric.totals["macs"]
+    pools = [{"type": "maxpool2d", "kernel_size": 2, "stride": 2, "padding": 1,
+              "ceil_mode": True}] * 6  # fmt: skip
+    chain = analyze(spec(pools, [1, "H", "H"], symbols={"H": None}), symbolic=True)
+    for h in range(1, 80):
+        exact = analyze(spec(pools, [1, "H", "H"], symbols={"H": h})).output
+        assert tuple(v if isinstance(v, int) else v.subs(H, h) for v in chain.output) == exact
+
+
+def yaml_spec(path) -> dict:
+    """A zoo spec with its input [3, 224, 224] made [3, H, W], H and W free."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    data["input"], data["symbols"] = [3, "H", "W"], {"H": None, "W": None}
+    data.pop("expect", None)
+    return data

@@ -88,6 +88,16 @@ def pool_output_size(
     last_start, limit = (out - 1) * s, n + p  # the last window must start inside input/left pad
     if isinstance(out, int) and isinstance(limit, int):
         return out - 1 if last_start >= limit else out
+    # With the sizes but n numbers, no condition is needed (sympy may take minutes to weigh
+    # a chain of them: four such pools in a row did not finish). The result is the lesser of
+    # ceil(span/s) + 1 and the windows that start before the right padding,
+    # floor((n + p - 1)/s) + 1 (one dropped window always suffices where p_end <= d(k-1) + 1,
+    # as PyTorch's rule p <= k/2 ensures); and which is the lesser does not depend on n:
+    # ceil(span/s) = floor((span + s - 1)/s), and (span + s - 1) - (n + p - 1) is
+    # s + p_end - d(k-1) - 1 (GoogLeNet's pools: at most 0, never dropped).
+    after = p if p_end is None else p_end
+    if all(isinstance(v, int) for v in (s, p, after, d, k)) and after <= d * (k - 1) + 1:
+        return out if s + after <= d * (k - 1) + 1 else floor_div(n + p - 1, s) + 1
     import sympy
 
     return out - sympy.Piecewise((1, sympy.Ge(last_start, limit)), (0, True))
