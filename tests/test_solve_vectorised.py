@@ -59,6 +59,24 @@ GATE = spec(["J", "s"], [3, "J", "J"], [
     {"type": "sigmoid", "name": "gate"},
     {"type": "mul", "inputs": ["gate", "features"]},
 ])  # fmt: skip
+#: patches to tokens, attention over them, a mean over the tokens (ViT's shape operations)
+TOKENS = spec(["J", "s"], [3, "J", "J"], [
+    conv(kernel_size="s", stride="s"),
+    {"type": "flatten", "start_dim": 1},
+    {"type": "transpose", "dim0": 0, "dim1": 1},
+    {"type": "multihead_attention", "num_heads": 2},
+    {"type": "unsqueeze", "dim": 0},
+    {"type": "mean", "dims": [1]},
+])  # fmt: skip
+#: ShuffleNet's and ConvNeXt's: a channel shuffle, channels last and back, a narrow
+SHUFFLE = spec(["J", "c"], [3, "J", "J"], [
+    conv(out_channels="c", padding=1),
+    {"type": "channel_shuffle", "groups": 2},
+    {"type": "permute", "dims": [1, 2, 0]},
+    {"type": "layernorm", "normalized_shape": "c"},
+    {"type": "permute", "dims": [2, 0, 1]},
+    {"type": "narrow", "dim": 1, "start": 1, "length": 3},
+])  # fmt: skip
 CASES = {
     "conv1 J": (SPECS / "solve_conv1.yaml", ["J"], CONV1, {"J": (150, 300)}, {"P": 0}),
     "conv1 P, none": (SPECS / "solve_conv1.yaml", ["P"], CONV1, {"P": (0, 10)}, {"J": 224}),
@@ -106,6 +124,14 @@ CASES = {
         {"J": (1, 30), "s": (1, 5)},
         {},
     ),  # fmt: skip
+    "tokens": (
+        TOKENS,
+        ["J", "s"],
+        ["macs <= 5000", "output[0] == 1"],
+        {"J": (1, 24), "s": (1, 6)},
+        {},
+    ),  # fmt: skip
+    "shuffle": (SHUFFLE, ["J", "c"], ["neurons <= 300"], {"J": (1, 12), "c": (1, 12)}, {}),
     "stride": (
         STRIDED,
         ["J", "s"],
@@ -133,7 +159,10 @@ def test_the_cases_are_not_trivial():
         counts[name] = len(solve(spec_, unknowns, where, ranges, **values).solutions)
     assert counts["conv1 J"] == 1 and counts["conv1 P, none"] == 0 and counts["quiz pool"] == 4
     assert counts["ceil pool"] > 0 and counts["groups"] > 0 and counts["stride"] > 0
-    assert counts["gate"] > 0
+    assert counts["gate"] > 0 and counts["tokens"] > 0 and counts["shuffle"] > 0
+    # an odd channel count cannot be shuffled in 2 groups; the narrow needs 4 rows
+    shuffle = solve(SHUFFLE, ["J", "c"], ["neurons <= 300"], {"J": (1, 12), "c": (1, 12)})
+    assert all(s["c"] % 2 == 0 and s["J"] >= 4 for s in shuffle.solutions)
     # the groups divide both channel counts: C and i multiples of 3 only
     groups = solve(GROUPS, ["C", "i"], ["params <= 400"], {"C": (1, 24), "i": (1, 24)})
     assert groups.solutions and all(s["C"] % 3 == 0 and s["i"] % 3 == 0 for s in groups.solutions)

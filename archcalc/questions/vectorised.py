@@ -56,6 +56,10 @@ _SAFE = (
     | {f"adaptive_{kind}pool{n}d" for kind in ("avg", "max") for n in (1, 2, 3)}
     | {f"batchnorm{n}d" for n in (1, 2, 3)} | {f"instance_norm{n}d" for n in (1, 2, 3)}
     | {"group_norm", "layernorm", "linear", "flatten", "concat", "add", "mul", "input"}
+    # their checks are on dims (numbers, the same for every candidate) or recorded as
+    # assumptions (a channel_shuffle's or attention's divisibility, a narrow's extent)
+    | {"permute", "transpose", "unsqueeze", "mean", "channel_shuffle", "narrow", "subsample",
+       "multihead_attention"}
 )  # fmt: skip
 _ASSUMED = re.compile(r"^(?P<a>.+?) (?P<op>>=|==|divisible by) (?P<b>.+)$")
 
