@@ -77,6 +77,15 @@ SHUFFLE = spec(["J", "c"], [3, "J", "J"], [
     {"type": "permute", "dims": [2, 0, 1]},
     {"type": "narrow", "dim": 1, "start": 1, "length": 3},
 ])  # fmt: skip
+#: U-Net's cropped skip: the encoder's map cropped to the upsampled one, then concatenated
+CROP = spec(["J"], [1, "J", "J"], [
+    conv(name="skip"),
+    {"type": "maxpool2d", "kernel_size": 2},
+    conv(),
+    {"type": "conv_transpose2d", "out_channels": 4, "kernel_size": 2, "stride": 2, "name": "up"},
+    {"type": "center_crop", "input": "skip", "like": "up", "name": "crop"},
+    {"type": "concat", "inputs": ["crop", "up"]},
+])  # fmt: skip
 CASES = {
     "conv1 J": (SPECS / "solve_conv1.yaml", ["J"], CONV1, {"J": (150, 300)}, {"P": 0}),
     "conv1 P, none": (SPECS / "solve_conv1.yaml", ["P"], CONV1, {"P": (0, 10)}, {"J": 224}),
@@ -132,6 +141,7 @@ CASES = {
         {},
     ),  # fmt: skip
     "shuffle": (SHUFFLE, ["J", "c"], ["neurons <= 300"], {"J": (1, 12), "c": (1, 12)}, {}),
+    "crop": (CROP, ["J"], ["output[1] >= 4"], {"J": (1, 40)}, {}),
     "stride": (
         STRIDED,
         ["J", "s"],
@@ -160,6 +170,7 @@ def test_the_cases_are_not_trivial():
     assert counts["conv1 J"] == 1 and counts["conv1 P, none"] == 0 and counts["quiz pool"] == 4
     assert counts["ceil pool"] > 0 and counts["groups"] > 0 and counts["stride"] > 0
     assert counts["gate"] > 0 and counts["tokens"] > 0 and counts["shuffle"] > 0
+    assert 0 < counts["crop"] < 40
     # an odd channel count cannot be shuffled in 2 groups; the narrow needs 4 rows
     shuffle = solve(SHUFFLE, ["J", "c"], ["neurons <= 300"], {"J": (1, 12), "c": (1, 12)})
     assert all(s["c"] % 2 == 0 and s["J"] >= 4 for s in shuffle.solutions)
