@@ -96,8 +96,8 @@ def pool_output_size(
     # ceil(span/s) = floor((span + s - 1)/s), and (span + s - 1) - (n + p - 1) is
     # s + p_end - d(k-1) - 1 (GoogLeNet's pools: at most 0, never dropped).
     after = p if p_end is None else p_end
-    if all(isinstance(v, int) for v in (s, p, after, d, k)) and after <= d * (k - 1) + 1:
-        return out if s + after <= d * (k - 1) + 1 else floor_div(n + p - 1, s) + 1
+    if all(isinstance(v, int) for v in (s, p, after, d, k)) and after <= (reach := d * (k - 1) + 1):
+        return out if s + after <= reach else floor_div(n + p - 1, s) + 1
     import sympy
 
     return out - sympy.Piecewise((1, sympy.Ge(last_start, limit)), (0, True))

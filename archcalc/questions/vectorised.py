@@ -58,9 +58,8 @@ _SAFE = (
     | {"group_norm", "layernorm", "linear", "flatten", "concat", "add", "mul", "input"}
     # their checks are on dims (numbers, the same for every candidate) or recorded as
     # assumptions (a channel_shuffle's or attention's divisibility, a narrow's or a crop's extent)
-    | {"permute", "transpose", "unsqueeze", "mean", "channel_shuffle", "narrow", "subsample",
-       "center_crop",
-       "multihead_attention"}
+    | {"permute", "transpose", "unsqueeze", "mean", "channel_shuffle", "narrow", "center_crop",
+       "subsample", "multihead_attention"}
 )  # fmt: skip
 _ASSUMED = re.compile(r"^(?P<a>.+?) (?P<op>>=|==|divisible by) (?P<b>.+)$")
 

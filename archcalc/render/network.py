@@ -204,15 +204,15 @@ def _draw(analysis: Analysis, units: list[Unit], spans: list[Span]) -> Canvas:
     tallest = max(h + d * 0.7 for _, h, d in blocks)
     depth = max(lanes, default=-1) + 1
     middle = lane_top + 14.0 * depth + 36 + tallest / 2
-    labels = max(len(u.lines) + (u.output in graph.outputs) for u in units)
-    brackets = middle + tallest / 2 + 16 + 13 * labels  # the first bracket's line
+    outputs = set(graph.outputs)
+    label_top = middle + tallest / 2 + 16  # the first line under a block; then 13 px a line
+    brackets = label_top + 13 * max(len(u.lines) + (u.output in outputs) for u in units)
     levels = max((span.level for span in spans), default=-1) + 1
     canvas = Canvas(200, brackets + BRACKET * levels + 40 if levels else middle + tallest / 2 + 90)
     canvas.text(12, 20, f"{graph.spec.name}: {len(units) - 1} units, "
                 f"{int(analysis.totals['params']):,} params", size=13, anchor="start", bold=True)  # fmt: skip
     x = 20.0
     lefts, rights, tops, columns = [], [], [], []
-    outputs = set(graph.outputs)
     for unit, shape, (w, h, d) in zip(units, shapes, blocks):
         label_width = max(len(t) for t in [*unit.lines, _shape_text(shape)]) * FONT * 0.6
         column = max(w + d * 0.7, label_width)
@@ -229,10 +229,10 @@ def _draw(analysis: Analysis, units: list[Unit], spans: list[Span]) -> Canvas:
             canvas.text(left + w / 2 + d * 0.35, top - d * 0.7 - 6, _shape_text(shape), size=FONT,
                         bold=True)  # fmt: skip
             for k, line in enumerate(unit.lines):
-                canvas.text(left + w / 2, middle + tallest / 2 + 16 + 13 * k, line, size=FONT,
+                canvas.text(left + w / 2, label_top + 13 * k, line, size=FONT,
                             colour="#222" if k == 0 else "#555")  # fmt: skip
             if unit.output in outputs:
-                canvas.text(left + w / 2, middle + tallest / 2 + 16 + 13 * len(unit.lines), "output",
+                canvas.text(left + w / 2, label_top + 13 * len(unit.lines), "output",
                             size=FONT, colour="#d62728", bold=True)  # fmt: skip
         lefts.append(left)
         rights.append(left + w)
@@ -254,8 +254,7 @@ def _draw(analysis: Analysis, units: list[Unit], spans: list[Span]) -> Canvas:
         canvas.line(sx, tops[source] - 20, sx, lane, stroke=colour)
         canvas.line(sx, lane, tx, lane, stroke=colour)
         canvas.line(tx, lane, tx, tops[target] - 20, stroke=colour, arrow=True)
-    # deepest first, so that an outer bracket's label is drawn below its inner ones
-    for span in sorted(spans, key=lambda span: -span.level):
+    for span in spans:  # the deepest nearest the labels, an outer one below its inner ones
         y = brackets + BRACKET * (levels - 1 - span.level)
         a, b = columns[span.first][0], columns[span.end - 1][1]
         canvas.line(a, y - 4, a, y, stroke="#999")
