@@ -86,6 +86,12 @@ CROP = spec(["J"], [1, "J", "J"], [
     {"type": "center_crop", "input": "skip", "like": "up", "name": "crop"},
     {"type": "concat", "inputs": ["crop", "up"]},
 ])  # fmt: skip
+#: a bias [3, 5, 1] added to [3, J, K]: J = 5 as the formulas assume, or J = 1 broadcast
+BROADCAST = spec(["J", "K"], [3, "J", "K"], [
+    {"name": "bias", "type": "parameter", "shape": [3, 5, 1]},
+    {"type": "add", "inputs": ["input", "bias"]},
+    conv(),
+])  # fmt: skip
 CASES = {
     "conv1 J": (SPECS / "solve_conv1.yaml", ["J"], CONV1, {"J": (150, 300)}, {"P": 0}),
     "conv1 P, none": (SPECS / "solve_conv1.yaml", ["P"], CONV1, {"P": (0, 10)}, {"J": 224}),
@@ -142,6 +148,13 @@ CASES = {
     ),  # fmt: skip
     "shuffle": (SHUFFLE, ["J", "c"], ["neurons <= 300"], {"J": (1, 12), "c": (1, 12)}, {}),
     "crop": (CROP, ["J"], ["output[1] >= 4"], {"J": (1, 40)}, {}),
+    "broadcast": (
+        BROADCAST,
+        ["J", "K"],
+        ["output[1] == 3", "neurons <= 200"],
+        {"J": (1, 8), "K": (1, 9)},
+        {},
+    ),  # fmt: skip
     "stride": (
         STRIDED,
         ["J", "s"],
@@ -171,6 +184,9 @@ def test_the_cases_are_not_trivial():
     assert counts["ceil pool"] > 0 and counts["groups"] > 0 and counts["stride"] > 0
     assert counts["gate"] > 0 and counts["tokens"] > 0 and counts["shuffle"] > 0
     assert 0 < counts["crop"] < 40
+    # J = 5 as assumed, and J = 1, which PyTorch broadcasts to 5
+    broadcast = solve(BROADCAST, ["J", "K"], ["output[1] == 3"], {"J": (1, 8), "K": (1, 9)})
+    assert {s["J"] for s in broadcast.solutions} == {1, 5}
     # an odd channel count cannot be shuffled in 2 groups; the narrow needs 4 rows
     shuffle = solve(SHUFFLE, ["J", "c"], ["neurons <= 300"], {"J": (1, 12), "c": (1, 12)})
     assert all(s["c"] % 2 == 0 and s["J"] >= 4 for s in shuffle.solutions)
@@ -189,6 +205,17 @@ def test_the_method_says_what_was_done():
     assert result.method == ("vectorised over P in 0..20, 21 candidates (numpy, from the symbolic "
                              "formulas; 1 with a value below 1 decided and 6 checked by the exact "
                              "analysis)")  # fmt: skip
+    result = solve(BROADCAST, ["J", "K"], ["neurons <= 200"], {"J": (0, 8), "K": (1, 9)})
+    assert result.method.endswith("candidates (numpy, from the symbolic formulas; 9 with a value "
+                                  "below 1 and 9 where a size of 1 may broadcast decided and 6 "
+                                  "checked by the exact analysis)")  # fmt: skip
+
+
+def test_candidates_set_aside_count_against_the_exact_limit():
+    refs = [(analyze(BROADCAST, symbolic=True).totals["neurons"], "<=", 200)]
+    with pytest.raises(vectorised.Unsupported, match="over 5 candidates where broadcasting"):
+        vectorised.search(analyze(BROADCAST, symbolic=True), refs, ["J", "K"],
+                          {"J": (1, 8), "K": (1, 9)}, lambda a: None, exact_limit=5)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- a property
@@ -221,6 +248,10 @@ def questions(draw):
                    {"type": "sigmoid", "name": "g"},
                    {"type": draw(st.sampled_from(["mul", "add"])),
                     "inputs": draw(st.permutations(["g", "x"]))}]  # fmt: skip
+    if draw(st.booleans()):  # a bias [1, m, 1]: the height m as assumed, or 1 and broadcast
+        layers[-1] = {**layers[-1], "name": "y"}
+        layers += [{"type": "parameter", "shape": [1, draw(st.integers(1, 4)), 1], "name": "b"},
+                   {"type": "add", "inputs": draw(st.permutations(["y", "b"]))}]  # fmt: skip
     if draw(st.booleans()):
         layers += [{"type": "flatten"}, {"type": "linear", "out_features": field("c", 3)}]
     size = "J" if "J" in free else draw(st.integers(4, 12))
@@ -427,6 +458,21 @@ def test_resnet50_input_sizes_under_the_macs_at_224():
     assert fast.method.startswith("vectorised over H in 40..60, W in 40..60, 441 candidates")
     assert fast.solutions == exact.solutions
     assert 0 < len(fast.solutions) < 441
+
+
+def test_vit_input_sizes_vectorise_where_the_position_embedding_fits():
+    """197 tokens (196 patches and the class token) at 224..239: ViT-B/16's position
+    embedding [197, 768] added to [H//16 * W//16 + 1, 768] is assumed to fit, checked."""
+    data = yaml.safe_load((SPECS / "zoo" / "vit_b_16.yaml").read_text())
+    data["input"], data["symbols"] = [3, "H", "W"], {"H": None, "W": None}
+    data.pop("expect")
+    ranges = {"H": (220, 242), "W": (236, 241)}
+    fast, exact = both(data, ["H", "W"], ["params >= 0"], ranges)
+    assert fast.method.startswith("vectorised over H in 220..242, W in 236..241")
+    assert fast.solutions == exact.solutions
+    assert {(s["H"], s["W"]) for s in fast.solutions} == {
+        (h, w) for h in range(224, 240) for w in range(236, 240)
+    }
 
 
 def test_solving_does_not_import_numpy_before_it_is_needed():

@@ -320,7 +320,10 @@ def _vectorised(symbolic: Analysis, constraints: list[Constraint], unknowns: lis
     except (vec.Unsupported, ArchcalcError, ImportError) as err:
         return None, str(err) or type(err).__name__
     ranges_text = ", ".join(f"{n} in {lo}..{hi}" for n, (lo, hi) in bounds.items())
-    below = f"{found.exact:,} with a value below 1 decided and " if found.exact else ""
+    aside = len(found.aside)
+    kinds = [f"{found.exact - aside:,} with a value below 1"] if found.exact > aside else []
+    kinds += [f"{aside:,} where a size of 1 may broadcast"] if aside else []
+    below = f"{' and '.join(kinds)} decided and " if kinds else ""
     method = (f"vectorised over {ranges_text}, {total:,} candidates (numpy, from the symbolic "
               f"formulas; {below}{found.checked} checked by the exact analysis)")  # fmt: skip
     solution = Solution(list(unknowns), dict(bounds), method, found.solutions)

@@ -15,7 +15,9 @@ unknown), with exact integer arithmetic:
   checks layers make only on numbers re-derived (a pool's padding at most half its kernel, a
   transposed convolution's output padding below stride or dilation);
 * the symbolic analysis treats symbols as positive integers, so candidates with a value below
-  1 are left to the exact analysis; a sample of the rest (first and last solutions, first and
+  1 are left to the exact analysis, and so are the ones where a symbolic size that the
+  analysis assumed equal to another in a broadcast is 1 instead (PyTorch broadcasts it, the
+  formulas do not); a sample of the rest (first and last solutions, first and
   last rejected candidates, a few random ones) is checked by it too.
 
 Anything outside what is handled here (a function the evaluator does not know, an assumption
@@ -124,9 +126,11 @@ def _symbolic(values: Any) -> bool:
     return any(not isinstance(v, int) and v.free_symbols for v in values)
 
 
-def _validity(compiler: _Compiler, analysis: Any) -> list[_Node]:
-    """Conditions under which the numeric analysis accepts a candidate (see the module doc)."""
+def _validity(compiler: _Compiler, analysis: Any) -> tuple[list[_Node], list[_Node]]:
+    """Conditions under which the numeric analysis accepts a candidate (see the module doc),
+    and conditions under which its formulas do not hold there (see :func:`_broadcast_odd`)."""
     conds: list[_Node] = []
+    odd: list[_Node] = []
     nodes = analysis.graph.nodes
 
     def at_least(value: Any, bound: int) -> None:
@@ -168,13 +172,7 @@ def _validity(compiler: _Compiler, analysis: Any) -> list[_Node]:
                     conds.append(compiler.compare(compiler.value(op), "<",
                                                   compiler.value(sympy.Max(s, d))))  # fmt: skip
         if node.type in ("add", "mul"):
-            # broadcasting treats a size that is 1 specially; with symbols the analysis sets a
-            # literal 1 aside (a squeeze-and-excitation gate [C, 1, 1]) and compares the other
-            # sizes as they stand, so it is exact where those are one and the same
-            for sizes in zip(*(nodes[i].shape for i in node.inputs)):
-                wide = {n for n in sizes if not (isinstance(n, int) and n == 1)}
-                if len(wide) > 1 and _symbolic(sizes):
-                    raise Unsupported(f"{node.path}: broadcasting of symbolic sizes")
+            odd += _broadcast_odd(compiler, [nodes[i].shape for i in node.inputs], conds)
     known: dict[str, tuple] | None = None
     for _, text in analysis.assumptions:
         try:
@@ -185,19 +183,46 @@ def _validity(compiler: _Compiler, analysis: Any) -> list[_Node]:
             known = _known_conditions(nodes) if known is None else known
             if text not in known:
                 raise
-            value, bound = known[text]
-            conds.append(compiler.compare(compiler.value(value), ">=", compiler.value(bound)))
-    return conds
+            value, op, bound = known[text]
+            conds.append(compiler.compare(compiler.value(value), op, compiler.value(bound)))
+    return conds, odd
+
+
+def _broadcast_odd(compiler: _Compiler, shapes: list[tuple], before: list[_Node]) -> list[_Node]:
+    """Where broadcasting makes the symbolic formulas wrong: the candidates to decide exactly.
+
+    With symbols the analysis sets a literal 1 aside (a squeeze-and-excitation gate
+    [C, 1, 1]) and assumes the other sizes equal (ViT's position embedding [197, 768] added
+    to [H//16 * W//16 + 1, 768]). That is exact where they are equal, and where they cannot
+    broadcast (the network is refused either way); but where they differ and the ones that
+    are not 1 agree, PyTorch broadcasts a 1 the formulas did not foresee. Those candidates,
+    among the ones that pass the checks of the layers ``before`` (the others are refused
+    anyway), go to the exact analysis one by one.
+    """
+    odd = []
+    for sizes in zip(*shapes):
+        wide = list(dict.fromkeys(n for n in sizes if not (isinstance(n, int) and n == 1)))
+        if len(wide) < 2 or not _symbolic(wide):
+            continue
+        one = compiler.const(1)
+        values = [compiler.value(n) for n in wide]
+        differ = compiler.logical("or", [compiler.compare(v, "!=", values[0]) for v in values[1:]])
+        agree = [compiler.logical("or", [compiler.compare(a, "==", one), compiler.compare(b, "==", one),
+                                         compiler.compare(a, "==", b)])
+                 for i, a in enumerate(values) for b in values[i + 1:]]  # fmt: skip
+        odd.append(compiler.logical("and", [*before, differ, *agree]))
+    return odd
 
 
 def _known_conditions(nodes: list) -> dict[str, tuple]:
-    """Text -> (value, bound) of ``value >= bound`` for the checks layers make with
-    ``Note.at_least``: every size >= 1, and a window that fits in the padded input."""
+    """Text -> (value, op, bound) for the checks layers make with ``Note.at_least`` (every
+    size >= 1, a window that fits in the padded input) and ``Note.same`` (sizes that
+    broadcast are assumed equal)."""
     known = {}
 
     def add(value: Any, bound: Any) -> None:
         if _symbolic((value, bound)):
-            known[expr.condition_text(value, ">=", bound)] = (value, bound)
+            known[expr.condition_text(value, ">=", bound)] = (value, ">=", bound)
 
     for node in nodes:
         for size in node.shape:
@@ -209,6 +234,12 @@ def _known_conditions(nodes: list) -> dict[str, tuple]:
             d = h.get("dilation", (1,) * len(h["kernel_size"]))
             for n, k, p, q, di in zip(inp[1:], h["kernel_size"], h["padding"], pe, d):
                 add(n + p + q, di * (k - 1) + 1)
+        if node.type in ("add", "mul"):  # the words of tensor_ops.broadcast's checks
+            for sizes in zip(*(nodes[i].shape for i in node.inputs)):
+                wide = [n for n in sizes if not (isinstance(n, int) and n == 1)]
+                for n in wide[1:]:
+                    if _symbolic((n, wide[0])):
+                        known[f"{expr.to_text(n)} == {expr.to_text(wide[0])}"] = (n, "==", wide[0])
     return known
 
 
@@ -291,7 +322,9 @@ class Outcome:
     #: per constraint: how many candidates satisfy it alone, and the first four
     each: list[tuple[int, list[dict[str, int]]]] = field(default_factory=list)
     checked: int = 0  # candidates re-checked by the exact analysis
-    exact: int = 0  # candidates with a value below 1, decided by the exact analysis only
+    exact: int = 0  # candidates decided by the exact analysis only (a value below 1, ...)
+    #: candidates in the box whose formulas may not hold, for the exact analysis
+    aside: list[tuple] = field(default_factory=list)
 
 
 Exact = Callable[[dict[str, int]], "list[bool] | None"]
@@ -311,7 +344,7 @@ def search(analysis: Any, references: list[tuple[Any, str, Any]], unknowns: list
 
     positive = {n: (max(lo, 1), hi) for n, (lo, hi) in bounds.items()}
     compiler = _Compiler(unknowns, positive)
-    valid = _validity(compiler, analysis)
+    valid, odd = _validity(compiler, analysis)
     holds = [_constraint(compiler, lhs, op, rhs) for lhs, op, rhs in references]
     dtype = "int64" if compiler.peak < _INT64_SAFE else "object"
     outcome = Outcome(Assignments(unknowns), each=[(0, []) for _ in references])
@@ -319,7 +352,10 @@ def search(analysis: Any, references: list[tuple[Any, str, Any]], unknowns: list
     box = [positive[n] for n in unknowns]
     if all(lo <= hi for lo, hi in box):
         for block in _blocks(box):
-            _run_block(block, unknowns, dtype, valid, holds, outcome, sample)
+            _run_block(block, unknowns, dtype, (valid, odd), holds, outcome, sample)
+            if len(outcome.aside) > exact_limit:
+                raise Unsupported(f"over {exact_limit:,} candidates where broadcasting a size "
+                                  "of 1 departs from the formulas")  # fmt: skip
     _merge_exact(bounds, positive, unknowns, exact, outcome, exact_limit)
     for assignment, verdict in sample.items():
         outcome.checked += 1
@@ -379,13 +415,15 @@ class _Sample:
         # the edges first, where rounding and validity change; then the random ones
         chosen = [where.get(kind) for kind in ("solution", "invalid", "other")
                   for where in (self.firsts, self.lasts)]  # fmt: skip
-        chosen += sorted(self.random)
+        chosen += sorted(c for c in self.random if c in self.verdicts)
         unique = list(dict.fromkeys(c for c in chosen if c is not None))[:SAMPLE]
         return [(dict(zip(self.unknowns, c)), self.verdicts[c]) for c in unique]
 
 
-def _run_block(block, unknowns, dtype, valid, holds, outcome: Outcome, sample: _Sample) -> None:
+def _run_block(block, unknowns, dtype, checks, holds, outcome: Outcome, sample: _Sample) -> None:
     import numpy as np
+
+    valid, odd = checks
 
     shape = tuple(hi - lo + 1 for lo, hi in block)
     env = {}
@@ -405,11 +443,17 @@ def _run_block(block, unknowns, dtype, valid, holds, outcome: Outcome, sample: _
     ok = np.ones(shape, dtype=bool)
     for value in parts.values():
         ok &= value
+    aside = np.zeros(shape, dtype=bool)  # for the exact analysis (see _broadcast_odd)
+    for cond in odd:
+        aside |= np.asarray(evaluate(cond), dtype=bool)
+    origin = [lo for lo, _ in block]
+    if aside.any():
+        outcome.aside += map(tuple, (np.stack(np.nonzero(aside), axis=1) + origin).tolist())
+        ok &= ~aside
     each = [np.broadcast_to(np.asarray(evaluate(h), dtype=bool), shape) & ok for h in holds]
     every = ok.copy()
     for mask in each:
         every &= mask
-    origin = [lo for lo, _ in block]
 
     def at(flat: np.ndarray) -> list[tuple]:
         axes = [(index + lo).tolist() for index, lo in zip(np.unravel_index(flat, shape), origin)]
@@ -435,12 +479,13 @@ def _run_block(block, unknowns, dtype, valid, holds, outcome: Outcome, sample: _
             first = first + [dict(zip(unknowns, c)) for c in at(hits[: 4 - len(first)])]
         outcome.each[i] = (count + int(hits.size), first)
     remember("solution", every)
-    remember("invalid", ~ok)
+    remember("invalid", ~ok & ~aside)
     remember("other", ok & ~every)
     for c in sample.random:
         if all(lo <= v <= hi for v, (lo, hi) in zip(c, block)):
             where = np.ravel_multi_index(tuple(v - lo for v, (lo, _) in zip(c, block)), shape)
-            sample.verdicts[c] = _verdict(ok, each, where)
+            if not aside.flat[where]:
+                sample.verdicts[c] = _verdict(ok, each, where)
 
 
 def _assignments(unknowns: list[str], coords: list[tuple]) -> list[dict[str, int]]:
@@ -461,20 +506,24 @@ def _verdict(ok, each, where) -> list[bool] | None:
 
 
 def _merge_exact(bounds, positive, unknowns, exact: Exact, outcome: Outcome, limit: int) -> None:
-    """Decide the candidates with a value below 1 by the exact analysis, in order."""
+    """Decide by the exact analysis, in order, the candidates with a value below 1 and the
+    ones set aside by the blocks."""
     import itertools
 
     axes = [range(lo, hi + 1) for lo, hi in (bounds[n] for n in unknowns)]
     below = [c for c in itertools.product(*axes)
              if any(v < positive[n][0] for v, n in zip(c, unknowns))] if any(
         bounds[n][0] < 1 for n in unknowns) else []  # fmt: skip
-    if not below:
+    if not below and not outcome.aside:
         return
     if len(below) > limit:
         raise Unsupported(f"{len(below):,} candidates have a value below 1 (at most {limit:,})")
+    if len(below) + len(outcome.aside) > limit:
+        raise Unsupported(f"{len(below) + len(outcome.aside):,} candidates for the exact "
+                          f"analysis (at most {limit:,})")  # fmt: skip
     key = lambda a: tuple(a[n] for n in unknowns)  # noqa: E731
     more: list[dict[str, int]] = []
-    for c in below:
+    for c in sorted([*below, *outcome.aside]):
         assignment = dict(zip(unknowns, c))
         try:
             verdict = exact(assignment)
