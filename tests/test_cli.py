@@ -39,25 +39,42 @@ def test_markdown_golden(capsys, golden, monkeypatch):
 
 
 def test_a_long_symbolic_total_is_printed_under_the_table_only(tmp_path, capsys):
-    # four stages at halving sizes: each total is a sum of four products of floors, far
+    # eight stages at halving sizes: each total is a sum of eight products of sizes, far
     # wider than any row; it would pad every line of the table to its width
     layers = "".join("  - {type: conv2d, out_channels: 8, kernel_size: 3, stride: 2}\n"
-                     for _ in range(4))  # fmt: skip
+                     for _ in range(8))  # fmt: skip
     path = tmp_path / "stages.yaml"
-    path.write_text(f"name: stages\nsymbols: {{H: 64}}\ninput: [3, H, H]\nlayers:\n{layers}")
+    path.write_text(f"name: stages\nsymbols: {{H: 512}}\ninput: [3, H, H]\nlayers:\n{layers}")
     code, out, _ = run(capsys, "analyze", str(path), "--symbolic")
     assert code == 0
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("Path"))
     rows = [line for line in lines[header + 2 :] if line.startswith("layers[")]
     total = next(line for line in lines if line.startswith("Total "))
-    assert total.split()[-4:] == ["(below)", "(below)", "1,976", "(below)"]  # params: a number
+    assert total.split()[-4:] == ["(below)", "(below)", "4,312", "(below)"]  # params: a number
     assert max(len(line) for line in lines[: lines.index(total) + 2]) == len(lines[header + 1])
     assert len(lines[header + 1]) <= max(len(line) for line in [lines[header], *rows]) + 2
     summary = {line.split(":")[0]: line.split(": ", 1)[1] for line in lines
                if line.startswith("Total ") and ": " in line}  # fmt: skip
-    assert summary["Total neurons"].count("floor") == 8  # H and H, at four sizes, in full
-    assert len(summary["Total neurons"]) > 40
+    # the sizes are named above the table (h1 = floor(H/2 - 1/2) + 1, ...), used in full
+    assert summary["Total neurons"] == " + ".join(f"8*h{i}**2" for i in range(1, 9))
+
+
+def test_symbolic_sizes_are_named_once_above_the_table(capsys, monkeypatch):
+    """The text names each rounded size (a textbook's j1 = floor((J + 2P - M)/s) + 1) and
+    writes the cells with the names; the JSON keeps the formulas in full."""
+    monkeypatch.chdir(ROOT)
+    code, out, _ = run(capsys, "analyze", "specs/quiz_conv.yaml")
+    assert code == 0
+    assert "where j1 = floor((J + 2*P - M)/s) + 1, k1 = floor((K + 2*P - N)/s) + 1" in out
+    assert "Total MACs: L*M*N*i*j1*k1   (FLOPs" in out
+    code, out, _ = run(capsys, "analyze", "specs/quiz_conv.yaml", "--json")
+    data = json.loads(out)
+    assert (
+        data["totals"]["macs"]
+        == "L*M*N*i*(floor((J + 2*P - M)/s) + 1)*(floor((K + 2*P - N)/s) + 1)"
+    )
+    assert "j1" not in out
 
 
 @pytest.mark.parametrize("name", SHIPPED)

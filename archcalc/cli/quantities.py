@@ -4,6 +4,7 @@ solve, rf, memory."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -14,9 +15,19 @@ from archcalc.errors import ArchcalcError
 
 
 def _analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from archcalc.render import tables as render
+    from archcalc.render.legend import abbreviated
 
     analysis = _analysis(args, parser)
+    fmt = "json" if args.json else args.format
+    with contextlib.ExitStack() as stack:
+        if fmt != "json":  # the columns' cells name sizes as the table does (render.legend)
+            stack.enter_context(abbreviated(analysis))
+        return _analyze_as(analysis, args, fmt)
+
+
+def _analyze_as(analysis, args: argparse.Namespace, fmt: str) -> int:
+    from archcalc.render import tables as render
+
     extra = []
     if args.rf:
         from archcalc.render.fields import rf_column
@@ -27,7 +38,6 @@ def _analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from archcalc.render.memory import memory_column
 
         extra.append(memory_column(training_memory(analysis, batch=args.memory)))
-    fmt = "json" if args.json else args.format
     renderers = {"table": render.table, "markdown": render.markdown, "json": render.to_json}
     sys.stdout.write(renderers[fmt](analysis, extra))
     if fmt != "json":

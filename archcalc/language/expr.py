@@ -23,6 +23,7 @@ from functools import cache, lru_cache
 from typing import Any, Mapping, Union
 
 from archcalc.errors import ArchcalcError
+from archcalc.language.printing import condition_text, shorthand, to_text  # noqa: F401
 
 #: An exact value: ``int`` when known, a sympy expression when symbolic.
 Value = Union[int, Any]
@@ -508,93 +509,3 @@ def equal(a: Value, b: Value) -> bool | None:
     if difference.is_zero is False:
         return False
     return None
-
-
-def to_text(value: Value) -> str:
-    """A value as text in Python syntax, readable by :func:`parse`.
-
-    >>> to_text(5)
-    '5'
-    >>> to_text(symbol("J") // 2)
-    'floor(J/2)'
-    """
-    if isinstance(value, int):
-        return str(value)
-    # A symbolic table repeats few expressions many times (ResNet-152: 2,485 cells, 42
-    # distinct); sympy's printer orders terms anew on every call, so remember the text.
-    text = _TEXTS.get(value)
-    if text is None:
-        if len(_TEXTS) >= 4096:
-            _TEXTS.clear()
-        text = _TEXTS[value] = _printer().doprint(value)
-    return text
-
-
-_TEXTS: dict = {}
-
-
-@lru_cache(maxsize=1)
-def _printer():
-    from sympy.printing.str import StrPrinter
-
-    class _Printer(StrPrinter):
-        """sympy's printer, with the function names the expression parser accepts."""
-
-        def _print(self, expr, **kwargs):
-            # A symbolic total repeats its subexpressions (the same nested floors in many
-            # terms): each is printed once. The text of a subexpression does not depend on
-            # where it stands (parentheses are added around it by the caller).
-            if kwargs or not getattr(expr, "args", None):
-                return super()._print(expr, **kwargs)
-            text = self._seen.get(expr)
-            if text is None:
-                text = self._seen[expr] = super()._print(expr)
-            return text
-
-        def _print_ceiling(self, expr):
-            return f"ceil({self._print(expr.args[0])})"
-
-        def _print_Min(self, expr):
-            return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
-
-        def _print_Max(self, expr):
-            return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
-
-        def _print_Add(self, expr, order=None):
-            # Positive terms first: "J + 2*P - M" rather than "J - M + 2*P" or "-F + J".
-            terms = self._as_ordered_terms(expr, order=order)
-            positive = [t for t in terms if not t.could_extract_minus_sign()]
-            negative = [t for t in terms if t.could_extract_minus_sign()]
-            text = " + ".join(self.parenthesize(t, 40) for t in positive) if positive else ""
-            for term in negative:
-                body = self.parenthesize(-term, 40)
-                text = f"{text} - {body}" if text else f"-{body}"
-            return text
-
-        def _print_Mod(self, expr):
-            a, b = expr.args
-            return f"{self.parenthesize(a, 70)} % {self.parenthesize(b, 70)}"
-
-    printer = _Printer()
-    printer._seen = _TEXTS
-    return printer
-
-
-def condition_text(value: Value, relation: str = ">=", bound: Value = 0) -> str:
-    """``value relation bound`` with the terms moved so that both sides read positively.
-
-    >>> J, P, M = symbol("J"), symbol("P"), symbol("M")
-    >>> condition_text(J + 2*P - M, ">=", 0)
-    'J + 2*P >= M'
-    """
-    if isinstance(value, int) and isinstance(bound, int):
-        return f"{value} {relation} {bound}"
-    sp = _sympy()
-    expr = sp.expand(value - bound)
-    left, right = [], []
-    for term in sp.Add.make_args(expr):
-        coeff = term.as_coeff_Mul()[0]
-        (right if coeff < 0 else left).append(term if coeff >= 0 else -term)
-    lhs = to_text(sp.Add(*left)) if left else "0"
-    rhs = to_text(sp.Add(*right)) if right else "0"
-    return f"{lhs} {relation} {rhs}"

@@ -6,6 +6,7 @@ from archcalc.language.expr import to_text
 from archcalc.quantities.analysis import Analysis
 from archcalc.quantities.effective import effective_fields, std_text
 from archcalc.quantities.receptive import ReceptiveFields, receptive_fields
+from archcalc.render.legend import Legend, abbreviated
 from archcalc.render.tables import Column, warning_lines
 
 
@@ -28,6 +29,13 @@ def rf_table(
 ) -> str:
     """Size r, stride S and padding P per row (one value where every dimension agrees), and
     the effective field's spread σ (the path distribution's standard deviation)."""
+    with abbreviated(analysis) as legend:
+        return _rf_table(analysis, rf, layer, legend)
+
+
+def _rf_table(
+    analysis: Analysis, rf: ReceptiveFields | None, layer: str | None, legend: Legend
+) -> str:
     rf = rf or receptive_fields(analysis.graph)
     erf = effective_fields(analysis.graph)
     rows = analysis.select(layer) if layer else analysis.rows
@@ -57,7 +65,8 @@ def rf_table(
 
     rule = "=" * (sum(widths) + 2 * (len(widths) - 1))
     input_text = "[" + ", ".join(to_text(v) for v in analysis.input) + "]"
-    out = [rule, f"{analysis.spec.name}   receptive fields, input {input_text}", rule,
+    out = [rule, f"{analysis.spec.name}   receptive fields, input {input_text}",
+           *legend.lines(max(len(rule), 80)), rule,
            line(header), "-" * len(rule), *map(line, body), rule]  # fmt: skip
     out.append("unit u sees input positions -P + u·S ... -P + u·S + r - 1 in each spatial "
                "dimension (Araujo, Norris & Sim 2019)")  # fmt: skip

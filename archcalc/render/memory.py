@@ -6,6 +6,7 @@ from typing import Any
 
 from archcalc.language.expr import to_text
 from archcalc.quantities.memory import TrainingMemory, _hidden
+from archcalc.render.legend import Legend, abbreviated
 from archcalc.render.tables import Column, warning_lines
 
 
@@ -25,6 +26,12 @@ def _short(value: Any) -> str:
 
 
 def memory_table(memory: TrainingMemory, layer: str | None = None) -> str:
+    """The `archcalc memory` report (sizes named as in :mod:`archcalc.render.legend`)."""
+    with abbreviated(memory.analysis) as legend:
+        return _memory_table(memory, layer, legend)
+
+
+def _memory_table(memory: TrainingMemory, layer: str | None, legend: Legend) -> str:
     analysis = memory.analysis
     rows = analysis.select(layer) if layer else analysis.rows
     header = ["Path", "Layer", "Output shape", "Output bytes", "Saved bytes", "Kept for backward"]
@@ -46,7 +53,8 @@ def memory_table(memory: TrainingMemory, layer: str | None = None) -> str:
     rule = "=" * (sum(widths) + 2 * (len(widths) - 1))  # as wide as the widest row
     batch = _short(memory.batch)
     out = [rule, f"{analysis.spec.name}   training memory at batch {batch}, {memory.dtype}, "
-           f"{memory.optimizer} optimizer ({memory.device})", rule, line(header), "-" * len(rule),
+           f"{memory.optimizer} optimizer ({memory.device})", *legend.lines(max(len(rule), 80)),
+           rule, line(header), "-" * len(rule),
            *map(line, body), rule]  # fmt: skip
     if not layer:
         hidden = [memory.of(i).saved_bytes for i in _hidden(analysis)]

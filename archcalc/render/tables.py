@@ -9,6 +9,7 @@ from typing import Any, Sequence
 from archcalc.language.expr import to_text
 from archcalc.layers.registry import shape_text
 from archcalc.quantities.analysis import Analysis, Row
+from archcalc.render.legend import Legend, abbreviated
 
 COLUMNS = ("Path", "Layer", "Output shape", "W/neuron", "Neurons", "Connections", "Params", "MACs")
 _NUMERIC = ("weights_per_neuron", "neurons", "connections", "params", "macs")
@@ -190,6 +191,11 @@ _BELOW = "(below)"
 
 def table(analysis: Analysis, extra: Sequence[Column] = ()) -> str:
     """The summary table, in the manner of torchinfo / Keras ``summary()``."""
+    with abbreviated(analysis) as legend:
+        return _table(analysis, extra, legend)
+
+
+def _table(analysis: Analysis, extra: Sequence[Column], legend: Legend) -> str:
     body, total = _cells(analysis, extra)
     columns = [*COLUMNS, *(column.header for column in extra)]
     for i in range(4, 8):  # neurons, connections, params, MACs: each also in _summary()
@@ -204,7 +210,12 @@ def table(analysis: Analysis, extra: Sequence[Column] = ()) -> str:
 
     rule_width = sum(widths) + 2 * (len(widths) - 1)
     heavy, light = "=" * rule_width, "-" * rule_width
-    out = [heavy, f"{analysis.spec.name}   input {shape_text(analysis.input)}", heavy]
+    out = [
+        heavy,
+        f"{analysis.spec.name}   input {shape_text(analysis.input)}",
+        *legend.lines(max(rule_width, 80)),
+        heavy,
+    ]
     out += [line(columns), light, *map(line, body), light, line(total), heavy]
     out += _summary(analysis)
     notes = _notes(analysis)
@@ -215,6 +226,11 @@ def table(analysis: Analysis, extra: Sequence[Column] = ()) -> str:
 
 def markdown(analysis: Analysis, extra: Sequence[Column] = ()) -> str:
     """The same table as GitHub-flavoured Markdown."""
+    with abbreviated(analysis) as legend:
+        return _markdown(analysis, extra, legend)
+
+
+def _markdown(analysis: Analysis, extra: Sequence[Column], legend: Legend) -> str:
     body, total = _cells(analysis, extra)
     body = [[_md(c) for c in row] for row in body]
     total = [f"**{_md(c)}**" if c else c for c in total]
@@ -225,6 +241,8 @@ def markdown(analysis: Analysis, extra: Sequence[Column] = ()) -> str:
         return "| " + " | ".join(cells) + " |"
 
     out = [f"### {analysis.spec.name}", "", f"Input: `{shape_text(analysis.input)}`", ""]
+    out += [f"Where `{line.removeprefix('where ')}`" for line in legend.lines(10**9)]
+    out += [""] * bool(legend.definitions)
     out += [line(columns), line(align), *map(line, body), line(total), ""]
     out += [f"- {_md(text)}" for text in _summary(analysis)]
     notes = _notes(analysis)
@@ -285,6 +303,11 @@ def init_verdict(analysis: Analysis) -> str:
 
 def init_table(analysis: Analysis, scheme: str) -> str:
     """The `archcalc init` report: a row per weighted layer, the code to apply, a verdict."""
+    with abbreviated(analysis) as legend:
+        return _init_table(analysis, scheme, legend)
+
+
+def _init_table(analysis: Analysis, scheme: str, legend: Legend) -> str:
     from archcalc.init.recommend import recommend, variance_factor, weight_variance
 
     recs = recommend(analysis)
@@ -312,7 +335,10 @@ def init_table(analysis: Analysis, scheme: str) -> str:
         cells = [rec.row.path, rec.row.type, rec.activation, _value(rec.g0), _value(rec.g1), number(rec.fans.fan_in),
                  number(rec.fans.fan_out), rec.scheme, _value(rec.std), _value(rec.bound)]  # fmt: skip
         if prediction is None:
-            cells += [_value(weight_variance(rec, scheme)), to_text(variance_factor(rec, scheme))]
+            factor = variance_factor(rec, scheme)
+            # a float where the fans are numbers (sympy's Float prints 15 digits: 1.00000000000000)
+            factor = float(factor) if not getattr(factor, "free_symbols", True) else factor
+            cells += [_value(weight_variance(rec, scheme)), _value(factor)]
         else:
             layer = prediction.layers[i]
             cells += [_short(layer.forward), _short(layer.backward), _short(layer.backward_norm),
@@ -326,7 +352,16 @@ def init_table(analysis: Analysis, scheme: str) -> str:
 
     rule = "=" * (sum(widths) + 2 * (len(widths) - 1))
     title = f"{analysis.spec.name}   init: {scheme}{' (symbolic)' if symbolic else ''}"
-    out = [rule, title, rule, line(header), "-" * len(rule), *map(line, body), rule]
+    out = [
+        rule,
+        title,
+        *legend.lines(max(len(rule), 80)),
+        rule,
+        line(header),
+        "-" * len(rule),
+        *map(line, body),
+        rule,
+    ]
     if prediction is not None:
         out.append(prediction.verdict)
         out.append(f"output variance {_short4(prediction.output_variance)} (course's product "

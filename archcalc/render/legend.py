@@ -1,0 +1,152 @@
+"""Short names for the sizes of a symbolic analysis, as a textbook writes them.
+
+With H and W free, ResNet-18's first convolution outputs ``[64, floor(H/2 - 1/2) + 1,
+floor(W/2 - 1/2) + 1]`` and its MACs are ``147*(64*floor(H/2 - 1/2) + 64)*(floor(W/2 -
+1/2) + 1)``; every later cell repeats such sizes, and a table of them is 300 characters
+wide. Naming each size once (``h1 = floor(H/2 - 1/2) + 1``) the same cells read ``[64, h1,
+w1]`` and ``9408*h1*w1``. The names are a way of printing only: the values, the JSON output
+and every check stay the full formulas.
+
+A size is named when it is a rounding (``floor``, ``ceiling``, ``Min``, ``Max``) plus a
+whole number, so that replacing the rounding by ``name - number`` is exact; the name is the
+lower-case letter of the input symbol it comes from and a count (``h1``, ``h2``; ``n1``
+where no single input symbol decides), never one of the spec's own symbols.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from archcalc.language import expr
+
+
+def size_names(analysis: Any) -> list[tuple[str, Any]]:
+    """``(name, size)`` for each named size of the rows' output shapes, in order of first
+    appearance.
+
+    >>> from archcalc import analyze
+    >>> net = analyze({"name": "n", "symbols": {"H": None}, "input": [1, "H"],
+    ...                "layers": [{"type": "maxpool1d", "kernel_size": 2}]}, symbolic=True)
+    >>> [(name, expr.to_text(size)) for name, size in size_names(net)]
+    [('h1', 'floor(H/2)')]
+    """
+    return _plan(analysis)[0]
+
+
+def _plan(analysis: Any) -> tuple[list[tuple[str, Any]], dict]:
+    """The names, and what each rounding is in them: a rounding that differs from a named
+    one by a whole number is written with that name (``floor(H/2 - 7/2) + 1`` is ``h1 - 2``
+    where ``h1 = floor(H/2 - 3/2) + 1``), the others get names of their own."""
+    if not analysis.symbolic:
+        return [], {}
+    taken = set(analysis.spec.symbols)
+    inputs = {s for size in analysis.input if expr.is_symbolic(size) for s in size.free_symbols}
+    counts: dict[str, int] = {}
+    names: list[tuple[str, Any]] = []
+    replace: dict[Any, Any] = {}  # a rounding -> the same value, in names
+    known: dict[Any, Any] = {}  # a rounding with its whole number taken out -> in names
+    for row in analysis.rows:
+        for size in row.output:
+            number, rounding = _split(size)
+            if rounding is None or rounding in replace:
+                continue
+            key, shift = _canonical(rounding)
+            if key in known:
+                replace[rounding] = known[key] + shift
+                continue
+            name = _fresh(_letter(rounding, inputs), counts, taken)
+            replace[rounding] = expr.symbol(name) - number
+            known[key] = replace[rounding] - shift
+            names.append((name, size))
+    return names, replace
+
+
+def _split(size: Any) -> tuple[Any, Any]:
+    """``(number, rounding)`` when ``size`` is a rounding plus a whole number, else
+    ``(None, None)``."""
+    if not expr.is_symbolic(size):
+        return None, None
+    number, rest = size.as_coeff_Add()
+    if not number.is_integer or type(rest).__name__ not in _ROUNDINGS:
+        return None, None
+    return number, rest
+
+
+_ROUNDINGS = ("floor", "ceiling", "Min", "Max")
+
+
+def _canonical(rounding: Any) -> tuple[Any, int]:
+    """``(key, n)`` with ``rounding == key + n`` and ``n`` whole: floor(x + c) is
+    floor(x + (c - floor(c))) + floor(c), and the same for ceiling."""
+    if type(rounding).__name__ not in ("floor", "ceiling"):
+        return rounding, 0
+    c, rest = rounding.args[0].as_coeff_Add()
+    whole = c.floor() if c.is_Rational else 0
+    if not whole:
+        return rounding, 0
+    return rounding.func(rest + (c - whole)), whole
+
+
+def _letter(rounding: Any, inputs: set) -> str:
+    """The input symbol's letter in lower case (h for H), or n where none decides."""
+    from_input = rounding.free_symbols & inputs
+    if len(from_input) == 1:
+        letter = str(next(iter(from_input))).lower()
+        if len(letter) == 1 and letter.isalpha():
+            return letter
+    return "n"
+
+
+def _fresh(letter: str, counts: dict[str, int], taken: set) -> str:
+    while True:
+        counts[letter] = counts.get(letter, 0) + 1
+        name = f"{letter}{counts[letter]}"
+        if name not in taken:
+            taken.add(name)
+            return name
+
+
+class Legend:
+    """The names in use and the lines that define them (each in terms of the earlier ones:
+    GoogLeNet's ``h2 = ceil(h1/2 - 1/2)``)."""
+
+    def __init__(self, names: list[tuple[str, Any]], replace: dict | None = None):
+        self.definitions = []
+        defined: set = set()
+        for name, size in names:
+            earlier = {r: v for r, v in (replace or {}).items() if v.free_symbols <= defined}
+            with expr.shorthand(earlier):
+                self.definitions.append(f"{name} = {expr.to_text(size)}")
+            defined.add(expr.symbol(name))
+
+    def lines(self, width: int = 100) -> list[str]:
+        """``where h1 = ..., w1 = ...`` wrapped at ``width`` (none when nothing is named).
+
+        >>> Legend([("h1", 5), ("w1", 6)]).lines()
+        ['where h1 = 5, w1 = 6']
+        """
+        lines: list[str] = []
+        line = "where"
+        for i, text in enumerate(self.definitions):
+            piece = text + ("," if i < len(self.definitions) - 1 else "")
+            if len(line) + 1 + len(piece) > width and line != "where":
+                lines.append(line)
+                line = "     " + piece
+            else:
+                line = f"{line} {piece}"
+        return [*lines, line] if self.definitions else []
+
+
+@contextmanager
+def abbreviated(analysis: Any) -> Iterator[Legend]:
+    """Within it, the named sizes of ``analysis`` print as their names; yields the
+    :class:`Legend` that defines them."""
+    names, replace = _plan(analysis)
+    with expr.shorthand({}):  # defined in full, even where another legend is in force
+        legend = Legend(names, replace)
+    if not analysis.symbolic:
+        yield legend
+        return
+    with expr.shorthand(replace):
+        yield legend
