@@ -426,3 +426,28 @@ def test_a_gradient_small_behind_a_layer_scale_is_not_called_a_stall():
         and "a learned scale initialised to 1e-06" in tiny.verdict
     )
     assert "layer scale" not in plain.summary and "learned scale" not in plain.verdict
+
+
+def test_squeeze_and_excitation_gates_are_told_apart_from_the_signal():
+    """A gate's pre-activation is a per-channel mean: small by design (EfficientNet-B0's
+    0.0018..0.098), flagged as a gate and left out of the verdict, which judges the path the
+    signal takes; the layers a gate multiplies into are not gates."""
+    from archcalc.init.propagation import gate_nodes
+
+    net = analyze(SPECS / "zoo" / "efficientnet_b0.yaml")
+    p = propagate(net, "recommended")
+    gates = [layer for layer in p.layers if layer.gate]
+    assert len(gates) == 32  # 16 MBConv blocks, two 1x1 convolutions in each gate
+    assert all(layer.row.output[1:] == (1, 1) for layer in gates)
+    assert {layer.recommendation.activation for layer in gates} == {"silu", "sigmoid"}
+    assert any(layer.flag() == "degrading (gate)" for layer in gates)
+    assert p.first_signal() is None  # the signal's own path stays in the band
+    assert "degrading signal" not in p.verdict
+    assert "over 50 weighted layers and 32 on gate branches (squeeze-and-excitation" in p.verdict
+    nodes = net.graph.nodes
+    muls = [n for n in nodes if n.type == "mul"]
+    assert muls and all(sum(i in gate_nodes(net.graph) for i in m.inputs) == 1 for m in muls)
+    # no gates where none are: ResNet-50's verdict and flags as before
+    assert not any(
+        layer.gate for layer in propagate(analyze(SPECS / "zoo" / "resnet50.yaml")).layers
+    )

@@ -73,6 +73,9 @@ class LayerPrediction:
     #: per-element variance times the element counts, so that a narrowing layer (fan-in
     #: init scales per-element gradients by fan_out/fan_in) is not mistaken for vanishing.
     backward_norm: float
+    #: on a gate branch (squeeze-and-excitation: pooled to one value per channel, then
+    #: multiplied into the features): not on the signal's path, see :func:`gate_nodes`
+    gate: bool = False
 
     @property
     def row(self) -> Row:
@@ -83,7 +86,8 @@ class LayerPrediction:
         off = [v for v in (self.forward, self.backward_norm) if _off(v)]
         if not off:
             return None
-        return severity(max(off, key=lambda v: abs(math.log(v)) if v > 0 else math.inf))
+        word = severity(max(off, key=lambda v: abs(math.log(v)) if v > 0 else math.inf))
+        return f"{word} (gate)" if self.gate else word
 
 
 @dataclass
@@ -100,24 +104,44 @@ class Propagation:
     graph: Any = field(default=None, repr=False, compare=False)
 
     def first_signal(self) -> LayerPrediction | None:
-        """The shallowest layer whose pre-activation variance leaves the healthy range."""
-        return next((layer for layer in self.layers if _off(layer.forward)), None)
+        """The shallowest layer off the gates whose pre-activation variance leaves the
+        healthy range."""
+        return next(
+            (layer for layer in self.layers if not layer.gate and _off(layer.forward)), None
+        )
 
     def first_gradient(self) -> LayerPrediction | None:
-        """The deepest layer whose input gradient leaves the range (gradients flow backwards)."""
-        return next((layer for layer in reversed(self.layers) if _off(layer.backward_norm)), None)
+        """The deepest layer off the gates whose input gradient leaves the range (gradients
+        flow backwards)."""
+        return next((layer for layer in reversed(self.layers)
+                     if not layer.gate and _off(layer.backward_norm)), None)  # fmt: skip
 
     def problems(self, short: bool = False) -> list[str]:
-        """The signal's and the gradient's way out of the band, if any (see :func:`_problem`)."""
+        """The signal's and the gradient's way out of the band, if any (see :func:`_problem`);
+        gate layers count as healthy here and are told apart (:meth:`gate_note`)."""
         found = []
         signal, gradient = self.first_signal(), self.first_gradient()
         if signal is not None:
-            values = [layer.forward for layer in self.layers]
+            values = [1.0 if layer.gate else layer.forward for layer in self.layers]
             found.append(_problem("signal", signal, values, self.layers, short))
         if gradient is not None:
-            values = [layer.backward_norm for layer in self.layers]
+            values = [1.0 if layer.gate else layer.backward_norm for layer in self.layers]
             found.append(_problem("gradient", gradient, values, self.layers, short, self.graph))
         return found
+
+    def gate_note(self) -> str | None:
+        """What the gate layers' variances are, and why they are left out of the verdict;
+        None where no gate layer is out of the band."""
+        gates = [layer for layer in self.layers if layer.gate]
+        if not any(layer.flag() for layer in gates):
+            return None
+        forward = [layer.forward for layer in gates]
+        norms = [layer.backward_norm for layer in gates]
+        return (f"and {len(gates)} on gate branches (squeeze-and-excitation, from "
+                f"{gates[0].row.path}): pre-activation variance {variance_text(min(forward))}.."
+                f"{variance_text(max(forward))}, gradient norm {variance_text(min(norms))}.."
+                f"{variance_text(max(norms))}, left out: a gate reads a per-channel mean, small "
+                "by design, and starts near its midpoint (sigmoid(0) = 0.5)")  # fmt: skip
 
     @property
     def summary(self) -> str:
@@ -130,14 +154,17 @@ class Propagation:
         if not n:
             return f"{self.scheme}: no weighted layers"
         problems = self.problems()
-        forward = [layer.forward for layer in self.layers]
-        backward = [layer.backward for layer in self.layers]
+        gates = self.gate_note()
+        path = [layer for layer in self.layers if not (gates and layer.gate)]
+        forward = [layer.forward for layer in path]
+        backward = [layer.backward for layer in path]
         ranges = (f"pre-activation variance {variance_text(min(forward))}..{variance_text(max(forward))}, "
                   f"input gradients {variance_text(min(backward))}..{variance_text(max(backward))} "
-                  f"over {n} weighted layers")  # fmt: skip
+                  f"over {len(path)} weighted layers")  # fmt: skip
+        gates = f" {gates}" if gates else ""
         if problems:
-            return f"{self.scheme}: {'; '.join(problems)}: {ranges}"
-        return f"{self.scheme}: healthy: {ranges}"
+            return f"{self.scheme}: {'; '.join(problems)}: {ranges}{gates}"
+        return f"{self.scheme}: healthy: {ranges}{gates}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -232,6 +259,7 @@ def _layer_dict(layer: LayerPrediction) -> dict[str, Any]:
         "forward_variance_product": layer.forward_product,
         "backward_variance_product": layer.backward_product,
         "flag": layer.flag(),
+        "gate": layer.gate,
     }
 
 
@@ -254,6 +282,7 @@ def propagate(spec: Any, scheme: str = "recommended", **values: int) -> Propagat
         grad = grad_mean(exact.backward(), None)
         linear.backward()
     out_elements = float(product(analysis.output))
+    gates = gate_nodes(analysis.graph)
     layers = []
     for depth, rec in enumerate(recs, start=1):
         i = rec.row.node
@@ -262,9 +291,35 @@ def propagate(spec: Any, scheme: str = "recommended", **values: int) -> Propagat
             linear.grad.get(i, 0.0), float(rec.fans.forward) * variances[i] * rec.g0,
             meanfield.saturate_grad(float(product(rec.row.input)) * exact.grad.get(i, 0.0)
                                     / out_elements),
+            i in gates,
         ))  # fmt: skip
     warnings = exact.notes
     return Propagation(scheme, layers, out.m2, out_linear.m2, grad, warnings, analysis.graph)
+
+
+def gate_nodes(graph: Any) -> set[int]:
+    """Nodes on gate branches: every path from them to an output ends as the broadcast
+    operand of a ``mul`` whose operand is one value per channel ([C, 1, 1]) - a
+    squeeze-and-excitation gate's pool, its two convolutions and its sigmoid.
+
+    Their pre-activations are small by design (a mean over the whole map), which is no
+    vanishing signal: the signal's path goes through the ``mul``'s other operand.
+    """
+    nodes, readers, outputs = graph.nodes, graph.consumers(), set(graph.outputs)
+    gates: set[int] = set()
+    for node in reversed(nodes):  # readers come after what they read
+        if node.id in outputs or not readers[node.id]:
+            continue
+        if all(j in gates or _gated(nodes[j], node) for j in readers[node.id]):
+            gates.add(node.id)
+    return gates
+
+
+def _gated(mul: Any, operand: Any) -> bool:
+    """Whether ``operand`` is a per-channel gate broadcast over ``mul``'s other input."""
+    shape = operand.shape
+    return (mul.type == "mul" and len(shape) > 1 and all(n == 1 for n in shape[1:])
+            and tuple(mul.shape) != tuple(shape))  # fmt: skip
 
 
 #: A learned tensor initialised within this of zero multiplies what it scales nearly away.
