@@ -205,7 +205,25 @@ def test_cli_memory_table_json_and_analyze_columns(capsys, monkeypatch):
     assert [r["memory"]["saved_bytes"] for r in rows] == [r["saved_bytes"] for r in data["layers"]]
     assert rows[0]["receptive_field"]["size"] == [5, 5]
     assert main(["analyze", "specs/lenet5.yaml", "--memory", "B"]) == 0
-    assert "Saved bytes (B=B)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Saved bytes (batch B)" in out
+    total = next(line for line in out.splitlines() if line.startswith("Total "))
+    assert total.split()[-1] == "35312*B"
+
+
+def test_a_wide_memory_total_is_printed_under_the_table(tmp_path, capsys):
+    layers = "".join("  - {type: conv2d, out_channels: 8, kernel_size: 3, stride: 2}\n"
+                     for _ in range(6))  # fmt: skip
+    path = tmp_path / "stages.yaml"
+    path.write_text(f"name: stages\nsymbols: {{H: null}}\ninput: [3, H, H]\nlayers:\n{layers}")
+    assert main(["analyze", str(path), "--memory", "B"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    total = next(line for line in lines if line.startswith("Total "))
+    assert total.split()[-1] == "(below)"  # not a row as wide as the formula
+    below = next(line for line in lines if line.startswith("Total Saved bytes (batch B): "))
+    assert below.endswith(
+        "12*B*H**2 + 32*B*h1**2 + 32*B*h2**2 + 32*B*h3**2 + 32*B*h4**2 + 32*B*h5**2"
+    )
 
 
 # ----------------------------------------------------------------------------- against PyTorch

@@ -97,7 +97,8 @@ def memory_column(memory: TrainingMemory) -> Column:
             "saved_bytes": _value(m.saved_bytes),
         }
     return Column(
-        f"Saved bytes (B={_short(memory.batch)})",
+        # "(B=8)", or "(batch B)" where the batch is a symbol (not "(B=B)")
+        f"Saved bytes ({'B=' if isinstance(memory.batch, int) else 'batch '}{_short(memory.batch)})",
         "memory",
         cells,
         _short(memory.saved_bytes),

@@ -198,9 +198,12 @@ def table(analysis: Analysis, extra: Sequence[Column] = ()) -> str:
 def _table(analysis: Analysis, extra: Sequence[Column], legend: Legend) -> str:
     body, total = _cells(analysis, extra)
     columns = [*COLUMNS, *(column.header for column in extra)]
-    for i in range(4, 8):  # neurons, connections, params, MACs: each also in _summary()
+    below = []  # the opt-in columns' wide totals, printed under the table as the others
+    for i in range(4, len(columns)):  # neurons, connections, params, MACs: in _summary()
         widest = max(len(columns[i]), *(len(r[i]) for r in body))
         if len(total[i]) > max(widest, WIDEST_TOTAL):
+            if i >= len(COLUMNS):
+                below.append(f"Total {columns[i]}: {total[i]}")
             total[i] = _BELOW
     widths = [max(len(r[i]) for r in [columns, *body, total]) for i in range(len(columns))]
 
@@ -217,7 +220,7 @@ def _table(analysis: Analysis, extra: Sequence[Column], legend: Legend) -> str:
         heavy,
     ]
     out += [line(columns), light, *map(line, body), light, line(total), heavy]
-    out += _summary(analysis)
+    out += _summary(analysis) + below
     notes = _notes(analysis)
     if notes:
         out += [light, *notes]
