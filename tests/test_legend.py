@@ -91,3 +91,13 @@ def test_the_legend_wraps_at_the_width():
     assert all(line.startswith("     ") for line in lines[1:])
     assert ", ".join(line.strip().removeprefix("where ") for line in lines).replace(",,", ",") == \
         ", ".join(legend.definitions)  # fmt: skip
+
+
+def test_symbolic_init_table_names_sizes_and_prints_factors_shortly():
+    from archcalc.render.tables import init_table
+
+    text = init_table(analyze(free("resnet18.yaml"), symbolic=True), "recommended")
+    assert "where h1 = floor(H/2 - 1/2) + 1" in text
+    assert "1.00000000000000" not in text  # a float factor as 1, as Var[w] is printed
+    row = next(line for line in text.splitlines() if line.startswith("layers[0] "))
+    assert row.split()[-1] == "1"

@@ -339,8 +339,9 @@ def _init_table(analysis: Analysis, scheme: str, legend: Legend) -> str:
                  number(rec.fans.fan_out), rec.scheme, _value(rec.std), _value(rec.bound)]  # fmt: skip
         if prediction is None:
             factor = variance_factor(rec, scheme)
-            # a float where the fans are numbers (sympy's Float prints 15 digits: 1.00000000000000)
-            factor = float(factor) if not getattr(factor, "free_symbols", True) else factor
+            # a float where Var[w] is one (sympy's Float prints 15 digits: 1.00000000000000);
+            # exact values (1/3) stay exact
+            factor = float(factor) if getattr(factor, "is_Float", False) else factor
             cells += [_value(weight_variance(rec, scheme)), _value(factor)]
         else:
             layer = prediction.layers[i]
