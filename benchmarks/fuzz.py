@@ -3,7 +3,8 @@
 Each case takes a shipped spec (or a small generated one), applies 1-4 random mutations
 (a field set to a hostile value, a key deleted or misspelt, a layer duplicated, dropped or
 retyped, the input reshaped, a symbol freed) and runs what a user would: analyze, then on
-a valid result explain, init, rf, memory and the JSON rendering. Outcomes are counted as
+a valid result explain, init, rf and memory (their tables, symbolic ones with named sizes)
+and the Markdown and JSON renderings. Outcomes are counted as
 valid, refused (ArchcalcError) or a defect: any other exception, or a case that runs
 longer than the time limit (SIGALRM). Defective cases are written to --out as YAML.
 
@@ -122,18 +123,21 @@ def run_case(doc: dict) -> str:
     from archcalc.quantities.memory import training_memory
     from archcalc.quantities.receptive import receptive_fields
     from archcalc.questions.explain import explain
-    from archcalc.render.tables import init_table, table, to_json
+    from archcalc.render.fields import rf_table
+    from archcalc.render.memory import memory_table
+    from archcalc.render.tables import init_table, markdown, table, to_json
 
     try:
         net = analyze(doc)
-        table(net)
+        table(net)  # symbolic: sizes named (render.legend)
+        markdown(net)
         to_json(net)
         explain(net)
-        receptive_fields(net.graph)
-        training_memory(net, batch=2)
+        rf_table(net, receptive_fields(net.graph))
+        memory_table(training_memory(net, batch=2))
+        init_table(net, "kaiming")
         if not net.symbolic:
             propagate(net, "recommended")
-            init_table(net, "kaiming")
         return "valid"
     except ArchcalcError as err:
         for line in str(err).split("\n"):
