@@ -263,3 +263,44 @@ def test_the_random_init_check_takes_the_chain_before_any_sum():
     (check,) = erf_init_check(analyze(net))
     assert check.name == "erf-init:layers[2].body[1]" and check.passed  # the add is not
     assert erf_init_check(analyze(SPECS / "alexnet.yaml")) == []
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4, 8])
+def test_grouped_windows_read_their_own_channels_runs(groups):
+    """Groups lying wholly in one run of alike channels are taken at once; the result equals
+    the same convolution written out group by group (narrow, convolve, concatenate),
+    including groups that straddle the two runs."""
+    branches = [
+        {"type": "conv1d", "out_channels": 3, "kernel_size": 3, "name": "a", "input": "input"},
+        {"type": "conv1d", "out_channels": 5, "kernel_size": 5, "padding": 1, "name": "b",
+         "input": "input"},
+        {"type": "concat", "inputs": ["a", "b"], "name": "ab"},
+    ]  # fmt: skip
+    grouped = analyze(spec([*branches, {"type": "conv1d", "out_channels": 8, "kernel_size": 3,
+                                        "groups": groups}], (1, 32)))  # fmt: skip
+    per = 8 // groups
+    split = [layer for g in range(groups) for layer in (
+        {"type": "narrow", "dim": 0, "start": g * per, "length": per, "input": "ab"},
+        {"type": "conv1d", "out_channels": per, "kernel_size": 3, "name": f"g{g}"})]  # fmt: skip
+    split += [{"type": "concat", "inputs": [f"g{g}" for g in range(groups)]}] * (groups > 1)
+    written_out = analyze(spec([*branches, *split], (1, 32)))
+
+    def runs(net):
+        erf = effective_fields(net.graph)
+        return [(c, m.mass, m.mean, m.variance) for c, m in erf.channels[net.graph.nodes[-1].id]]
+
+    assert [c for c, *_ in runs(grouped)] != [8] or groups == 1  # the runs are told apart
+    assert runs(grouped) == runs(written_out)
+
+
+def test_a_depthwise_window_over_a_trillion_channels_is_one_step():
+    # found by benchmarks/fuzz.py: MobileNetV2 with a block dropped multiplies its channels
+    # to 10^13, and the effective field walked every depthwise group (a hang in `rf`)
+    def net(channels: int):
+        return analyze(spec([{"type": "conv1d", "out_channels": channels, "kernel_size": 3,
+                              "groups": channels}], (channels, 16)))  # fmt: skip
+
+    small, huge = net(4), net(10**12)
+    a = effective_fields(small.graph).of(small.rows[-1].node)
+    b = effective_fields(huge.graph).of(huge.rows[-1].node)
+    assert (b.mass, b.mean, b.variance) == (a.mass * 10**12 // 4, a.mean, a.variance)

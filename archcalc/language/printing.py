@@ -31,7 +31,7 @@ def to_text(value: Value) -> str:
         names, texts = short
         text = texts.get(value)
         if text is None:
-            short = tidy(value.xreplace(names)) if hasattr(value, "xreplace") else value
+            short = tidy(_substitute(value, names)) if hasattr(value, "xreplace") else value
             text = texts[value] = _printer().doprint(short)
         return text
     # A symbolic table repeats few expressions many times (ResNet-152: 2,485 cells, 42
@@ -130,6 +130,35 @@ def condition_text(value: Value, relation: str = ">=", bound: Value = 0) -> str:
     lhs = to_text(sp.Add(*left)) if left else "0"
     rhs = to_text(sp.Add(*right)) if right else "0"
     return f"{lhs} {relation} {rhs}"
+
+
+def _substitute(value: Value, names: Mapping[Any, Any]) -> Value:
+    """``value.xreplace(names)``, but a ``Max`` or ``Min`` is rebuilt as it stands (its
+    arguments tidied): sympy would compare every pair of arguments again, which takes
+    minutes on a symbolic U-Net's memory peak (a max of dozens of products)."""
+    import sympy as sp
+
+    seen: dict = {}
+
+    def walk(e: Any) -> Any:
+        if e in names:
+            return names[e]
+        if not e.args:
+            return e
+        done = seen.get(e)
+        if done is not None:
+            return done
+        args = [walk(a) for a in e.args]
+        if isinstance(e, (sp.Max, sp.Min)):
+            done = e.func(*dict.fromkeys(tidy(a) for a in args), evaluate=False)
+        elif all(a is b for a, b in zip(args, e.args)):
+            done = e
+        else:
+            done = e.func(*args)
+        seen[e] = done
+        return done
+
+    return walk(value)
 
 
 def tidy(value: Value) -> Value:

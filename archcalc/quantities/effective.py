@@ -164,11 +164,25 @@ def _window(node: Node, graph: Graph, runs: list) -> list:
         raise _NotLinear
     per_in, per_out = channels // groups, out // groups
     result = []
-    for g in range(groups):
-        part = _slice(runs, g * per_in, per_in)
-        mixed = _mixture(part)
-        result.append((per_out, after(mixed, mixed.mass * taps)))
+    g = 0
+    while g < groups:  # the groups that lie wholly in one run read alike: taken at once
+        start = g * per_in
+        mixed = _mixture(_slice(runs, start, per_in))
+        alike = max(1, (_run_end(runs, start) - start) // per_in)
+        result.append((per_out * alike, after(mixed, mixed.mass * taps)))
+        g += alike
     return _merge_runs(result)
+
+
+def _run_end(runs: list, channel: int) -> int:
+    """Where the run that holds ``channel`` ends (a depthwise convolution over a run of 10^13
+    channels is one step, not 10^13)."""
+    position = 0
+    for count, _ in runs:
+        position += count
+        if channel < position or len(runs) == 1:
+            return position
+    return position
 
 
 def _add(ins: list[list]) -> list:
@@ -223,11 +237,17 @@ def _slice(runs: list, start: Any, length: Any) -> list:
 def _shuffle(runs: list, groups: Any) -> list:
     if len(runs) == 1:
         return runs
+    if sum(count for count, _ in runs) > _MAX_SHUFFLED:
+        raise _NotLinear  # shuffled channel by channel: not over millions of them
     channels = [m for count, m in runs for _ in range(count)]
     per = len(channels) // groups
     # torch.nn.ChannelShuffle: [g, per] -> [per, g]
     shuffled = [channels[g * per + i] for i in range(per) for g in range(groups)]
     return _merge_runs([(1, m) for m in shuffled])
+
+
+#: Most channels a channel shuffle of several runs is followed through, one by one.
+_MAX_SHUFFLED = 1 << 20
 
 
 def _merge_runs(runs: list) -> list:
