@@ -205,6 +205,15 @@ class ParameterRule(Rule):
         return product(out)
 
 
+def wide_sizes(sizes) -> list:
+    """The sizes of one broadcast dimension that are not a literal 1 (what must agree).
+
+    >>> wide_sizes((1, 4, 4))
+    [4, 4]
+    """
+    return [n for n in sizes if not (isinstance(n, int) and n == 1)]
+
+
 def broadcast(shapes: tuple, note, kind: str) -> tuple:
     """PyTorch broadcasting of per-sample shapes of one rank: each size equal, or 1."""
     first = shapes[0]
@@ -220,7 +229,7 @@ def broadcast(shapes: tuple, note, kind: str) -> tuple:
         )
     out = []
     for sizes in zip(*shapes):
-        wide = [n for n in sizes if not (isinstance(n, int) and n == 1)]
+        wide = wide_sizes(sizes)
         if not wide:
             out.append(1)
             continue

@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterator
 
 from archcalc.errors import ArchcalcError
 from archcalc.language import expr
+from archcalc.layers.tensor_ops import wide_sizes
 from archcalc.questions.compiled import Compiler as _Compiler
 from archcalc.questions.compiled import Evaluator as _Evaluator
 from archcalc.questions.compiled import Node as _Node
@@ -201,7 +202,7 @@ def _broadcast_odd(compiler: _Compiler, shapes: list[tuple], before: list[_Node]
     """
     odd = []
     for sizes in zip(*shapes):
-        wide = list(dict.fromkeys(n for n in sizes if not (isinstance(n, int) and n == 1)))
+        wide = list(dict.fromkeys(wide_sizes(sizes)))
         if len(wide) < 2 or not _symbolic(wide):
             continue
         one = compiler.const(1)
@@ -236,7 +237,7 @@ def _known_conditions(nodes: list) -> dict[str, tuple]:
                 add(n + p + q, di * (k - 1) + 1)
         if node.type in ("add", "mul"):  # the words of tensor_ops.broadcast's checks
             for sizes in zip(*(nodes[i].shape for i in node.inputs)):
-                wide = [n for n in sizes if not (isinstance(n, int) and n == 1)]
+                wide = wide_sizes(sizes)
                 for n in wide[1:]:
                     if _symbolic((n, wide[0])):
                         known[f"{expr.to_text(n)} == {expr.to_text(wide[0])}"] = (n, "==", wide[0])
