@@ -19,7 +19,7 @@ def test_alexnet_input_size_for_55_by_55_with_nothing_unused():
     assert result.solutions == [{"J": 227}]
     assert result.method == (
         "vectorised over J in 150..300, 151 candidates (numpy, from the "
-        "symbolic formulas; 6 checked by the exact analysis)"
+        "symbolic formulas; 3 checked by the exact analysis)"
     )
 
 
@@ -30,6 +30,35 @@ def test_no_integer_padding_works_at_224_and_says_why():
     # without the "nothing unused" condition, P = 2 and 3 both give 55 (with rows left over)
     loose = solve(SPECS / "solve_conv1.yaml", ["P"], CONV1[:1], {"P": (0, 10)}, J=224)
     assert loose.solutions == [{"P": 2}, {"P": 3}]
+
+
+TWO_CONVS_K = {
+    "name": "q",
+    "input": [2, 5, 5],
+    "symbols": {"k": None},
+    "layers": [
+        {"type": "conv2d", "out_channels": 1, "kernel_size": "k", "stride": 3, "padding": 2},
+        {"type": "conv2d", "out_channels": 1, "kernel_size": "k", "stride": 2, "padding": 2},
+    ],
+}
+
+
+def test_a_high_degree_constraint_is_searched_not_solved_in_radicals():
+    """macs is a quartic in k here: sympy's solveset took minutes to write its roots (the
+    fuzzer's hang), so the closed form and the 'need k = ...' explanation take degree <= 2."""
+    result = solve(TWO_CONVS_K, ["k"], ["macs == 151"], {"k": (2, 5)})
+    assert result.solutions == [] and result.method.startswith("vectorised over k in 2..5")
+    assert (
+        result.why == "no candidate satisfies all constraints at once: 'macs == 151' holds "
+        "for no candidate"
+    )
+    # a quadratic is still solved in closed form: (8 - k)^2 = 10
+    quadratic = {**TWO_CONVS_K, "layers": [{"type": "conv2d", "out_channels": 1,
+                                            "kernel_size": "k", "padding": 1}]}  # fmt: skip
+    result = solve(quadratic, ["k"], ["neurons == 10"], {"k": (1, 7)})
+    assert result.solutions == []
+    assert result.method.startswith("closed form (sympy solveset)")
+    assert result.why == "the constraints allow k in {8 - sqrt(10)}, which holds no integer in 1..7"
 
 
 def test_same_padding_for_a_3x3_stride_1_conv():

@@ -203,11 +203,11 @@ def test_the_method_says_what_was_done():
                    {"P": (0, 20)}, J=32, K=32, L=3, i=16, M=3, N=3, s=1)  # fmt: skip
     assert result.solutions == [{"P": 1}]
     assert result.method == ("vectorised over P in 0..20, 21 candidates (numpy, from the symbolic "
-                             "formulas; 1 with a value below 1 decided and 6 checked by the exact "
+                             "formulas; 1 with a value below 1 decided and 3 checked by the exact "
                              "analysis)")  # fmt: skip
     result = solve(BROADCAST, ["J", "K"], ["neurons <= 200"], {"J": (0, 8), "K": (1, 9)})
     assert result.method.endswith("candidates (numpy, from the symbolic formulas; 9 with a value "
-                                  "below 1 and 9 where a size of 1 may broadcast decided and 6 "
+                                  "below 1 and 9 where a size of 1 may broadcast decided and 3 "
                                   "checked by the exact analysis)")  # fmt: skip
 
 
@@ -318,18 +318,51 @@ def test_a_disagreement_in_the_sample_falls_back_to_the_search():
 
 
 def test_one_wrong_candidate_at_an_edge_is_caught():
-    """The sample holds the first and last solutions: a wrong last solution is seen."""
+    """The sample holds the first of each verdict, then the last: a wrong first non-solution
+    is seen by the default 3 re-checks, a wrong last solution by 6."""
     real = vectorised._run_block
 
-    def drop_last(block, unknowns, dtype, valid, holds, outcome, sample):
-        real(block, unknowns, dtype, valid, holds, outcome, sample)
-        c = tuple(outcome.solutions[-1].values())
-        sample.verdicts[c] = [False] * len(holds)  # claims the last solution fails
+    def claim(pick):
+        def run(block, unknowns, dtype, valid, holds, outcome, sample):
+            real(block, unknowns, dtype, valid, holds, outcome, sample)
+            c, verdict = pick(outcome, sample)
+            sample.verdicts[c] = verdict
 
-    with mock.patch.object(vectorised, "_run_block", drop_last):
-        result = solve(SPECS / "quiz_pool.yaml", ["J", "K"], ["output == [8, 4, 5]"],
-                       {"J": (1, 20), "K": (1, 20)}, C=8, F=2, s=2)  # fmt: skip
+        return run
+
+    def last_solution_fails(outcome, sample):
+        return tuple(outcome.solutions[-1].values()), [False]
+
+    def first_other_holds(outcome, sample):
+        return sample.firsts["other"], [True]
+
+    question = (SPECS / "quiz_pool.yaml", ["J", "K"], ["output == [8, 4, 5]"],
+                {"J": (1, 20), "K": (1, 20)})  # fmt: skip
+    with mock.patch.object(vectorised, "_run_block", claim(first_other_holds)):
+        result = solve(*question, C=8, F=2, s=2)
+    assert "not vectorised: the exact analysis disagrees at J=2 K=2" in result.method
+    with mock.patch.object(vectorised, "_run_block", claim(last_solution_fails)):
+        unchecked = solve(*question, C=8, F=2, s=2)
+        result = solve(*question, checks=6, C=8, F=2, s=2)
+    assert unchecked.method.endswith("3 checked by the exact analysis)")  # not among the 3
     assert "not vectorised: the exact analysis disagrees at J=9 K=11" in result.method
+
+
+def test_the_number_of_re_checks_is_chosen():
+    question = (SPECS / "quiz_pool.yaml", ["J", "K"], ["output == [8, 4, 5]"],
+                {"J": (1, 20), "K": (1, 20)})  # fmt: skip
+    calls = []
+    for checks in (0, 1, 6, None):
+        with mock.patch.object(vectorised, "_recheck", wraps=vectorised._recheck) as recheck:
+            result = solve(*question, checks=checks, C=8, F=2, s=2)
+        sample = recheck.call_args.args[0]
+        calls.append((len(sample.items()), result.method.rsplit("; ", 1)[1]))
+        assert result.solutions == [{"J": 8, "K": 10}, {"J": 8, "K": 11}, {"J": 9, "K": 10},
+                                    {"J": 9, "K": 11}]  # fmt: skip
+    assert calls == [(0, "0 checked by the exact analysis)"),
+                     (1, "1 checked by the exact analysis)"),
+                     (6, "6 checked by the exact analysis)"),
+                     (3, "3 checked by the exact analysis)")]  # fmt: skip
 
 
 def exact_answer(data, where_params, ranges):
@@ -395,6 +428,14 @@ def test_the_evaluator_is_exact_on_rounding_and_large_values():
         sympy.Max(H - W, sympy.floor(W / 4)) - sympy.Min(H, 7),
         sympy.Piecewise((1, sympy.Ge(2 * H, W + 3)), (0, True)) + H**2,
         sympy.floor((H * W - 1) / 6) / 2,  # a half: kept as a fraction, not rounded
+        # products sharing a factor in W are summed before it multiplies in (one with a
+        # fraction, one whose other factor is a number, one with no shared factor)
+        3 * (H + 1) * sympy.floor(W / 2)
+        + 5 * sympy.floor(H / 3) * sympy.floor(W / 2)
+        + H * sympy.floor(W / 2) / 2
+        + 7 * sympy.floor(W / 2)
+        + (H - 1) * W
+        + 2,
     ]
     bounds = {"H": (1, 40), "W": (1, 40)}
     compiler = compiled.Compiler(["H", "W"], bounds)

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="element type of memory.* constraints")  # fmt: skip
     solve.add_argument("--optimizer", choices=("sgd", "momentum", "adam", "none"), default="adam",
                        help="optimizer state of memory.* constraints")  # fmt: skip
+    solve.add_argument("--check", dest="checks", type=_non_negative, default=None, metavar="N",
+                       help="candidates of a vectorised search re-checked by the exact analysis "
+                       "(default 3: the first solution, invalid network and non-solution)")  # fmt: skip
     solve.add_argument("--json", action="store_true", help="print JSON")
 
     style = commands.add_parser(

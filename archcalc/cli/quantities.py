@@ -163,7 +163,9 @@ def _solve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     spec = load_spec(Path(args.spec), file=args.spec)
     try:
         memory = MemoryOptions(args.batch, args.dtype, args.optimizer)
-        solution = solve(spec, unknowns, args.where, ranges, default, memory, **dict(args.values))
+        solution = solve(
+            spec, unknowns, args.where, ranges, default, memory, args.checks, **dict(args.values)
+        )
     except ArchcalcError as err:
         raise err.at(file=args.spec) from None
     if args.json:

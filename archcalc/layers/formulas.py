@@ -27,7 +27,8 @@ def conv_output_size(
     112
     """
     both = 2 * p if p_end is None else p + p_end
-    return floor_div(n + both - d * (k - 1) - 1, s) + 1
+    # the constant part first: one symbolic addition where n is a symbol and the rest ints
+    return floor_div(n + (both - d * (k - 1) - 1), s) + 1
 
 
 def uncovered_input(

@@ -224,11 +224,7 @@ class Evaluator:
         if kind == "sym":
             return self.env[node.data]
         if kind == "add":
-            total = 0
-            for arg, scale in zip(args, node.data):
-                value = self(arg)
-                total = total + (value * scale if scale != 1 else value)
-            return total
+            return self._sum(args, node.data)
         if kind == "mul":
             result = 1
             for arg in args:
@@ -289,3 +285,47 @@ class Evaluator:
             safe = np.where(g == 0, 1, g)
             return np.logical_and(g != 0, n % safe == 0)
         raise AssertionError(kind)  # every kind made by Compiler is handled above
+
+    def _sum(self, args: tuple, scales: list[int]) -> Any:
+        """``sum_i s_i t_i``, where the products among the terms that share their widest
+        factor are summed before it multiplies in: ``sum_i s_i a_i(H) b(W) = (sum_i s_i
+        a_i(H)) b(W)``, one product over the whole block per distinct ``b`` rather than one
+        per term (ResNet-50's MACs: 17 terms, 5 distinct factors in W). Exact: integers."""
+        total: Any = 0
+        groups: dict[int, list] = {}  # id(shared factor) -> [its value, sum of the rests]
+        for arg, scale in zip(args, scales):
+            if arg.kind == "mul":
+                factors = [self(f) for f in arg.args]
+                j = _widest(self.np, factors)
+                if j is not None:
+                    rest: Any = scale
+                    for i, factor in enumerate(factors):
+                        if i != j:
+                            rest = rest * factor
+                    group = groups.get(id(arg.args[j]))
+                    if group is None:
+                        groups[id(arg.args[j])] = [factors[j], rest]
+                    else:
+                        group[1] = group[1] + rest
+                    continue
+            value = self(arg)
+            total = total + (value * scale if scale != 1 else value)
+        for shared, rest in groups.values():
+            total = total + rest * shared
+        return total
+
+
+def _widest(np: Any, factors: list) -> int | None:
+    """The factor whose leaving out shrinks the product's shape (the one that widens it to
+    the block, along the last axis it spans), or None where none does."""
+    shapes = [np.shape(f) for f in factors]
+    if len(shapes) < 2:
+        return None
+    whole = math.prod(np.broadcast_shapes(*shapes))
+    order = sorted(range(len(shapes)), key=lambda i: (-math.prod(shapes[i]), -len(shapes[i]),
+                                                     [-(n > 1) for n in reversed(shapes[i])]))  # fmt: skip
+    for j in order:
+        rest = np.broadcast_shapes(*(s for i, s in enumerate(shapes) if i != j))
+        if math.prod(rest) < whole:
+            return j
+    return None

@@ -205,11 +205,13 @@ def _bad_op(c: Constraint) -> bool:
 
 def solve(spec: Any, unknowns: list[str], where: list[str], ranges: dict[str, tuple[int, int]] | None = None,
           default_range: tuple[int, int] = (0, 1024), memory: MemoryOptions | None = None,
-          **values: int) -> Solution:  # fmt: skip
+          checks: int | None = None, **values: int) -> Solution:  # fmt: skip
     """Every assignment of ``unknowns`` in range that satisfies all ``where`` constraints.
 
     ``batch`` may be an unknown (the batch size of ``memory.*`` references) unless the spec
-    declares a symbol of that name.
+    declares a symbol of that name. ``checks``: how many candidates of a vectorised search
+    the exact analysis re-checks (one numeric analysis each; default 3: the first of each
+    verdict, see :mod:`archcalc.questions.vectorised`).
     """
     spec = spec if is_spec(spec) else load_spec(spec)
     memory = memory or MemoryOptions()
@@ -263,7 +265,7 @@ def solve(spec: Any, unknowns: list[str], where: list[str], ranges: dict[str, tu
             return closed
     total = _count(bounds)
     vectorised, reason = _vectorised(symbolic, constraints, unknowns, bounds, memory, batch,
-                                     exact, total)  # fmt: skip
+                                     exact, total, checks)  # fmt: skip
     if vectorised is not None:
         return vectorised
     return _search(constraints, unknowns, bounds, symbolic, memory, exact, total, reason)
@@ -301,8 +303,8 @@ def _exact(spec: Spec, constraints: list[Constraint], unknowns: list[str], value
 
 
 def _vectorised(symbolic: Analysis, constraints: list[Constraint], unknowns: list[str],
-                bounds: dict, memory: MemoryOptions | None, batch: Any, exact, total: int
-                ) -> tuple[Solution | None, str]:  # fmt: skip
+                bounds: dict, memory: MemoryOptions | None, batch: Any, exact, total: int,
+                checks: int | None = None) -> tuple[Solution | None, str]:  # fmt: skip
     """The vectorised search, or (None, why not) where it cannot answer exactly."""
     from archcalc.questions import vectorised as vec
 
@@ -316,7 +318,8 @@ def _vectorised(symbolic: Analysis, constraints: list[Constraint], unknowns: lis
             rhs = ([expr.evaluate(t, symbolic.env) for t in c.value] if isinstance(c.value, list)
                    else expr.evaluate(c.value, symbolic.env))  # fmt: skip
             references.append((lhs, c.op, rhs))
-        found = vec.search(symbolic, references, unknowns, bounds, exact, MAX_CANDIDATES)
+        found = vec.search(symbolic, references, unknowns, bounds, exact, MAX_CANDIDATES,
+                           vec.CHECKS if checks is None else checks)  # fmt: skip
     except (vec.Unsupported, ArchcalcError, ImportError) as err:
         return None, str(err) or type(err).__name__
     ranges_text = ", ".join(f"{n} in {lo}..{hi}" for n, (lo, hi) in bounds.items())
@@ -354,7 +357,8 @@ def _relation(analysis: Analysis, c: Constraint, memory: MemoryOptions | None = 
 def _closed_form(analysis: Analysis, constraints: list[Constraint], unknowns: list[str],
                  bounds: dict[str, tuple[int, int]], memory: MemoryOptions | None = None,
                  batch: Any = None) -> Solution | None:  # fmt: skip
-    """sympy's solveset, for polynomial constraints in one symbol; None when it does not apply."""
+    """sympy's solveset, for constraints in one symbol whose two sides differ by a polynomial
+    (or a ratio of polynomials) of degree at most 2; None when it does not apply."""
     import sympy
 
     if len(unknowns) != 1:
@@ -375,7 +379,7 @@ def _closed_form(analysis: Analysis, constraints: list[Constraint], unknowns: li
         if relation in (sympy.true, sympy.false):
             result = result if relation == sympy.true else sympy.EmptySet
             continue
-        if relation.free_symbols - {x}:
+        if relation.free_symbols - {x} or not _low_degree(relation, x):
             return None
         real = sympy.Dummy(
             name, real=True
@@ -443,6 +447,36 @@ def _search(constraints: list[Constraint], unknowns: list[str], bounds: dict,
     return solution
 
 
+def _low_degree(relation: Any, x: Any) -> bool:
+    """Whether ``lhs - rhs`` is a ratio of polynomials in ``x`` of degree at most 2. Higher
+    degrees go to the vectorised search: solveset took 1.3 s to intersect a quartic's roots
+    with the range, and minutes to write another quartic's roots in radicals."""
+    import sympy
+
+    if not isinstance(relation, sympy.Rel):
+        return False
+    top, bottom = sympy.fraction(sympy.together(relation.lhs - relation.rhs))
+    try:
+        return all(sympy.Poly(part, x).degree() <= 2 for part in (top, bottom))
+    except sympy.PolynomialError:
+        return False
+
+
+def _real_roots(e: Any, x: Any) -> list:
+    """The real roots of ``e = 0`` that are not integers, where ``e`` is a polynomial of
+    degree 1 or 2 in ``x``; none otherwise. A quartic's closed form took sympy's solveset
+    minutes (a fuzzed two-convolution stack with a free kernel size)."""
+    import sympy
+
+    try:
+        poly = sympy.Poly(sympy.expand(e), x)
+    except sympy.PolynomialError:
+        return []
+    if not 1 <= poly.degree() <= 2 or not all(c.is_Rational for c in poly.all_coeffs()):
+        return []
+    return [v for v in sympy.roots(poly, filter="R") if not v.is_integer]
+
+
 def _why(symbolic: Analysis, constraints: list[Constraint], unknowns: list[str],
          each: list[tuple[int, list[dict]]], memory: MemoryOptions | None = None) -> str:  # fmt: skip
     """Explain an empty result: the real solution without rounding, or what each constraint
@@ -471,9 +505,7 @@ def _why(symbolic: Analysis, constraints: list[Constraint], unknowns: list[str],
                     .replace(sympy.ceiling, lambda a: a)
                 )
                 if isinstance(exact, sympy.Eq) and exact.free_symbols == {real}:
-                    found = sympy.solveset(exact, real, sympy.Reals)
-                    if isinstance(found, sympy.FiniteSet):
-                        reals += [v for v in found if not v.is_integer]
+                    reals += _real_roots(exact.lhs - exact.rhs, real)
         if reals:
             shown = ", ".join(f"{unknowns[0]} = {v}" for v in sorted(set(reals)))
             return f"with exact division the constraints need {shown}, which is not an integer"

@@ -17,8 +17,9 @@ unknown), with exact integer arithmetic:
 * the symbolic analysis treats symbols as positive integers, so candidates with a value below
   1 are left to the exact analysis, and so are the ones where a symbolic size that the
   analysis assumed equal to another in a broadcast is 1 instead (PyTorch broadcasts it, the
-  formulas do not); a sample of the rest (first and last solutions, first and
-  last rejected candidates, a few random ones) is checked by it too.
+  formulas do not); a sample of the rest is checked by it too: ``checks`` candidates (3 by
+  default), the first of each verdict (a solution, an invalid network, a valid
+  non-solution), then the last of each, then a few random ones.
 
 Anything outside what is handled here (a function the evaluator does not know, an assumption
 it cannot read, a layer type whose numeric-only checks are not re-derived, a disagreement in
@@ -27,6 +28,7 @@ the sample) raises :class:`Unsupported`, and the caller falls back to the per-ca
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import re
@@ -34,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from archcalc import collector
 from archcalc.errors import ArchcalcError
 from archcalc.language import expr
 from archcalc.layers.tensor_ops import wide_sizes
@@ -46,8 +49,8 @@ from archcalc.questions.unsupported import Unsupported
 MAX_CANDIDATES = 10_000_000
 #: Candidates evaluated at once (a block of the grid; blocks are sub-boxes in product order).
 CHUNK = 1 << 18
-#: Candidates the exact analysis re-checks (each costs one numeric analysis).
-SAMPLE = 6
+#: Candidates the exact analysis re-checks by default (each costs one numeric analysis).
+CHECKS = 3
 _INT64_SAFE = 1 << 62
 #: Layer types whose checks on numbers are all either recorded as assumptions by the symbolic
 #: analysis or re-derived here; anything else with a free symbol in it is not vectorised.
@@ -112,19 +115,26 @@ def _assumption(compiler: _Compiler, text: str) -> _Node:
     return compiler.compare(a, match["op"], b)
 
 
-def _numbers(value: Any) -> Iterator[Any]:
-    """The numbers inside a hyperparameter (ints, sympy values, nested tuples)."""
+def _free_values(value: Any) -> Iterator[Any]:
+    """The values with a free symbol inside a hyperparameter (ints, sympy values, tuples)."""
     if isinstance(value, tuple):
         for item in value:
-            yield from _numbers(item)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        yield value
-    elif hasattr(value, "free_symbols") and not isinstance(value, (str, float)):
+            yield from _free_values(item)
+    elif (
+        hasattr(value, "free_symbols") and not isinstance(value, (str, float)) and _has_free(value)
+    ):
         yield value  # a sympy value
 
 
+@functools.lru_cache(maxsize=4096)
+def _has_free(value: Any) -> bool:
+    # sympy walks the whole tree for free_symbols each time; a stage's sizes recur at every
+    # layer of it (ResNet-50: 3,460 asks, 40 distinct sizes)
+    return bool(value.free_symbols)
+
+
 def _symbolic(values: Any) -> bool:
-    return any(not isinstance(v, int) and v.free_symbols for v in values)
+    return any(not isinstance(v, int) and _has_free(v) for v in values)
 
 
 def _validity(compiler: _Compiler, analysis: Any) -> tuple[list[_Node], list[_Node]]:
@@ -133,6 +143,8 @@ def _validity(compiler: _Compiler, analysis: Any) -> tuple[list[_Node], list[_No
     conds: list[_Node] = []
     odd: list[_Node] = []
     nodes = analysis.graph.nodes
+    sized: set = set()  # sizes already required to be at least 1
+    bounded: set = set()  # hyperparameters already bounded
 
     def at_least(value: Any, bound: int) -> None:
         node = compiler.value(value)
@@ -143,17 +155,19 @@ def _validity(compiler: _Compiler, analysis: Any) -> tuple[list[_Node], list[_No
 
     for node in nodes:
         hyper = [v for key, v in node.hyper.items() if not key.startswith("_")]
-        numbers = list(_numbers(tuple(hyper)))
+        numbers = list(_free_values(tuple(hyper)))
         inputs = [v for i in node.inputs for v in nodes[i].shape]
-        if not _symbolic((*node.shape, *numbers, *inputs)):
+        if not numbers and not _symbolic((*node.shape, *inputs)):
             continue
         if node.type not in _SAFE and node.type in _rules():
             raise Unsupported(f"{node.path}: a {node.type} layer with a free symbol in it")
         for size in node.shape:
-            if not isinstance(size, int):
+            if not isinstance(size, int) and size not in sized:
+                sized.add(size)
                 at_least(size, 1)
         for value in numbers:
-            if not isinstance(value, int) and value.free_symbols:
+            if value not in bounded:
+                bounded.add(value)
                 v = compiler.value(value)
                 whole = compiler.integral(v)
                 conds += [whole] if whole is not None else []
@@ -333,7 +347,7 @@ Exact = Callable[[dict[str, int]], "list[bool] | None"]
 
 def search(analysis: Any, references: list[tuple[Any, str, Any]], unknowns: list[str],
            bounds: dict[str, tuple[int, int]], exact: Exact,
-           exact_limit: int = 100_000) -> Outcome:  # fmt: skip
+           exact_limit: int = 100_000, checks: int = CHECKS) -> Outcome:  # fmt: skip
     """Every candidate in ``bounds`` that satisfies all ``references`` (lhs, op, rhs; a
     shape is a list on both sides, compared with == or !=), found over numpy arrays.
 
@@ -344,20 +358,32 @@ def search(analysis: Any, references: list[tuple[Any, str, Any]], unknowns: list
     import numpy  # noqa: F401  (fails early, before any work, where numpy is missing)
 
     positive = {n: (max(lo, 1), hi) for n, (lo, hi) in bounds.items()}
-    compiler = _Compiler(unknowns, positive)
-    valid, odd = _validity(compiler, analysis)
-    holds = [_constraint(compiler, lhs, op, rhs) for lhs, op, rhs in references]
-    dtype = "int64" if compiler.peak < _INT64_SAFE else "object"
     outcome = Outcome(Assignments(unknowns), each=[(0, []) for _ in references])
-    sample = _Sample(positive, unknowns)
-    box = [positive[n] for n in unknowns]
-    if all(lo <= hi for lo, hi in box):
-        for block in _blocks(box):
-            _run_block(block, unknowns, dtype, (valid, odd), holds, outcome, sample)
-            if len(outcome.aside) > exact_limit:
-                raise Unsupported(f"over {exact_limit:,} candidates where broadcasting a size "
-                                  "of 1 departs from the formulas")  # fmt: skip
+    sample = _Sample(positive, unknowns, checks)
+    # the compiled graph and the re-checks' analyses are short-lived and hold no garbage
+    # cycles worth a collection (one between re-checks cost ResNet-50's question ~2 ms); the
+    # exact decisions of _merge_exact, up to exact_limit analyses, run with it on
+    with collector.paused():
+        compiler = _Compiler(unknowns, positive)
+        valid, odd = _validity(compiler, analysis)
+        holds = [_constraint(compiler, lhs, op, rhs) for lhs, op, rhs in references]
+        dtype = "int64" if compiler.peak < _INT64_SAFE else "object"
+        box = [positive[n] for n in unknowns]
+        if all(lo <= hi for lo, hi in box):
+            for block in _blocks(box):
+                _run_block(block, unknowns, dtype, (valid, odd), holds, outcome, sample)
+                if len(outcome.aside) > exact_limit:
+                    raise Unsupported(f"over {exact_limit:,} candidates where broadcasting a "
+                                      "size of 1 departs from the formulas")  # fmt: skip
     _merge_exact(bounds, positive, unknowns, exact, outcome, exact_limit)
+    with collector.paused():
+        _recheck(sample, exact, outcome)
+    return outcome
+
+
+def _recheck(sample: _Sample, exact: Exact, outcome: Outcome) -> None:
+    """The sample's vectorised verdicts against the exact analysis: any difference, or an
+    exact analysis that fails, means the formulas cannot be trusted here."""
     for assignment, verdict in sample.items():
         outcome.checked += 1
         try:
@@ -366,7 +392,6 @@ def search(analysis: Any, references: list[tuple[Any, str, Any]], unknowns: list
             raise Unsupported(f"the exact analysis fails at {_show(assignment)}: {err}") from None
         if actual != verdict:
             raise Unsupported(f"the exact analysis disagrees at {_show(assignment)}")
-    return outcome
 
 
 def _constraint(compiler: _Compiler, lhs: Any, op: str, rhs: Any) -> _Node:
@@ -400,24 +425,26 @@ def _blocks(box: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
 
 
 class _Sample:
-    """Candidates to re-check exactly: first and last solutions, rejected candidates and
-    non-solutions, and a few picked at random (fixed seed), with the vectorised verdicts."""
+    """Candidates to re-check exactly, with their vectorised verdicts: the first of each
+    verdict (a solution, an invalid network, a valid non-solution), then the last of each,
+    then a few picked at random (fixed seed); ``checks`` of them."""
 
-    def __init__(self, box: dict[str, tuple[int, int]], unknowns: list[str]):
+    def __init__(self, box: dict[str, tuple[int, int]], unknowns: list[str], checks: int):
         rng = random.Random(13)
-        self.unknowns = unknowns
+        self.unknowns, self.checks = unknowns, checks
         self.random = {tuple(rng.randint(lo, hi) for lo, hi in box.values())
-                       for _ in range(SAMPLE)} if all(lo <= hi for lo, hi in box.values()) else set()  # fmt: skip
+                       for _ in range(checks)} if all(lo <= hi for lo, hi in box.values()) else set()  # fmt: skip
         self.firsts: dict[str, tuple] = {}
         self.lasts: dict[str, tuple] = {}
         self.verdicts: dict[tuple, list[bool] | None] = {}
 
     def items(self) -> list[tuple[dict[str, int], list[bool] | None]]:
-        # the edges first, where rounding and validity change; then the random ones
-        chosen = [where.get(kind) for kind in ("solution", "invalid", "other")
-                  for where in (self.firsts, self.lasts)]  # fmt: skip
+        # the edges first, where rounding and validity change, one of each verdict before a
+        # second of any; then the random ones
+        chosen = [where.get(kind) for where in (self.firsts, self.lasts)
+                  for kind in ("solution", "invalid", "other")]  # fmt: skip
         chosen += sorted(c for c in self.random if c in self.verdicts)
-        unique = list(dict.fromkeys(c for c in chosen if c is not None))[:SAMPLE]
+        unique = list(dict.fromkeys(c for c in chosen if c is not None))[: self.checks]
         return [(dict(zip(self.unknowns, c)), self.verdicts[c]) for c in unique]
 
 
