@@ -588,3 +588,18 @@ def test_solutions_are_read_lazily_but_behave_as_a_list():
 
     data = dict(symbols=["H", "W"], ranges={}, method="m", solutions=found)
     assert json.loads(json.dumps(Solution(**data).to_dict()))["solutions"][0] == {"H": 0, "W": 5}
+
+
+def test_nested_ceil_mode_pools_with_a_free_stride_are_answered():
+    """The pools' sizes are nested Piecewise formulas of s; comparing them with the [1, 4, 1]
+    bias in sympy's simplify took 26 s (a property-test example). Left as an assumption, the
+    question is answered, and as the per-candidate search answers it."""
+    pool = {"type": "maxpool2d", "stride": "s", "padding": 0}
+    data = {"name": "q", "input": [2, 9, 9], "symbols": {"s": None}, "layers": [
+        {**pool, "kernel_size": 3, "ceil_mode": True},
+        {**pool, "kernel_size": 2, "ceil_mode": False},
+        {**pool, "type": "avgpool2d", "kernel_size": 1, "ceil_mode": True, "name": "y"},
+        {"type": "parameter", "shape": [1, 4, 1], "name": "b"},
+        {"type": "add", "inputs": ["b", "y"]}]}  # fmt: skip
+    question = (data, ["s"], ["layers[0].params <= 265"], {"s": (0, 4)})
+    assert solve(*question).solutions == slow(*question).solutions == [{"s": 2}, {"s": 3}, {"s": 4}]
