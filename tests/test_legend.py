@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from archcalc import analyze
+from archcalc.cli import main
 from archcalc.language import expr
 from archcalc.quantities.memory import training_memory
 from archcalc.render.legend import abbreviated, size_names
@@ -53,6 +54,24 @@ def test_a_name_never_shadows_a_declared_symbol():
     assert [(n, expr.to_text(s)) for n, s in size_names(net)] == [
         ("h2", "floor(H/2)"), ("h3", "floor(H/6)")]  # fmt: skip
     assert "where h2 = floor(H/2), h3 = floor(H/6)" in table(net)
+
+
+def test_a_symbolic_batch_is_never_a_size_name(capsys, tmp_path):
+    """A batch named h1 made '256*h1**2*w1' of ResNet-18's first output: now the sizes count
+    on past it, each stage keeping one number; a batch named like a spec symbol is refused."""
+    net = analyze(free("resnet18.yaml"), symbolic=True)
+    text = memory_table(training_memory(net, batch="h1"))
+    assert "where h2 = floor(H/2 - 1/2) + 1, w2 = floor(W/2 - 1/2) + 1, h3 = " in text
+    assert "256*h1*h2*w2" in text and "h1**2" not in text
+    path = tmp_path / "r18.yaml"
+    path.write_text(yaml.safe_dump(free("resnet18.yaml"), sort_keys=False))
+    assert main(["analyze", str(path), "--memory", "w3"]) == 0
+    out = capsys.readouterr().out
+    assert "where h4 = floor(H/2 - 1/2) + 1, w4 = " in out and "12*H*W*w3" in out
+    assert main(["memory", str(path), "--batch", "H"]) == 1
+    assert capsys.readouterr().err == (
+        f"archcalc: error: {path}: batch: expected a name of its own, not one of the spec's "
+        "symbols (H, W). Received: batch=H\n")  # fmt: skip
 
 
 def test_a_size_from_several_input_symbols_is_an_n():

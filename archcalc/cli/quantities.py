@@ -21,7 +21,8 @@ def _analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     fmt = "json" if args.json else args.format
     with contextlib.ExitStack() as stack:
         if fmt != "json":  # the columns' cells name sizes as the table does (render.legend)
-            stack.enter_context(abbreviated(analysis))
+            batch = [args.memory] if isinstance(args.memory, str) else []
+            stack.enter_context(abbreviated(analysis, avoid=batch))
         return _analyze_as(analysis, args, fmt)
 
 
@@ -37,7 +38,11 @@ def _analyze_as(analysis, args: argparse.Namespace, fmt: str) -> int:
         from archcalc.quantities.memory import training_memory
         from archcalc.render.memory import memory_column
 
-        extra.append(memory_column(training_memory(analysis, batch=args.memory)))
+        try:
+            memory = training_memory(analysis, batch=args.memory)
+        except ArchcalcError as err:
+            raise err.at(file=args.spec) from None
+        extra.append(memory_column(memory))
     renderers = {"table": render.table, "markdown": render.markdown, "json": render.to_json}
     sys.stdout.write(renderers[fmt](analysis, extra))
     if fmt != "json":

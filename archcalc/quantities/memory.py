@@ -161,6 +161,10 @@ def training_memory(analysis: Analysis, batch: Any = 1, dtype: str = "float32",
     """The memory pass over an analysed graph at batch ``batch`` (an int, or a symbol name)."""
     check_options(dtype, optimizer, device)
     if isinstance(batch, str):
+        if batch in analysis.spec.symbols:  # the batch would silently be that size too
+            raise ArchcalcError(f"batch: expected a name of its own, not one of the spec's "
+                                f"symbols ({', '.join(analysis.spec.symbols)}). "
+                                f"Received: batch={batch}")  # fmt: skip
         batch = symbol(batch)
     elif isinstance(batch, int) and batch < 1:
         raise ArchcalcError(f"batch: expected a positive integer. Received: {batch}")

@@ -15,10 +15,17 @@ where no single input symbol decides), never one of the spec's own symbols.
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
 from contextlib import contextmanager
-from typing import Any, Iterator
+from contextvars import ContextVar
+from typing import Any, Iterable, Iterator
 
 from archcalc.language import expr
+
+#: Names no size may take in the current context (a symbolic batch's): tables rendered
+#: inside an ``abbreviated(..., avoid=...)`` plan their names with it too.
+_AVOID: ContextVar[frozenset] = ContextVar("legend_avoid", default=frozenset())
 
 
 def size_names(analysis: Any) -> list[tuple[str, Any]]:
@@ -34,15 +41,27 @@ def size_names(analysis: Any) -> list[tuple[str, Any]]:
     return _plan(analysis)[0]
 
 
-def _plan(analysis: Any) -> tuple[list[tuple[str, Any]], dict]:
+def _plan(analysis: Any, avoid: Iterable[str] = ()) -> tuple[list[tuple[str, Any]], dict]:
     """The names, and what each rounding is in them: a rounding that differs from a named
     one by a whole number is written with that name (``floor(H/2 - 7/2) + 1`` is ``h1 - 2``
-    where ``h1 = floor(H/2 - 3/2) + 1``), the others get names of their own."""
+    where ``h1 = floor(H/2 - 3/2) + 1``), the others get names of their own. No name is one
+    of the spec's symbols or of ``avoid`` (a symbolic batch's name)."""
     if not analysis.symbolic:
         return [], {}
+    avoid = {*avoid, *_AVOID.get()}
+    names, replace = _named(analysis, 0)
+    if avoid & {name for name, _ in names}:
+        # counted on past every avoided number (batch h1: h2, w2, h3, ...), so that the
+        # sizes of one stage keep one number
+        start = max(int(name[1:]) for name in avoid if re.fullmatch(r"[a-z]\d+", name))
+        names, replace = _named(analysis, start)
+    return names, replace
+
+
+def _named(analysis: Any, start: int) -> tuple[list[tuple[str, Any]], dict]:
     taken = set(analysis.spec.symbols)
     inputs = {s for size in analysis.input if expr.is_symbolic(size) for s in size.free_symbols}
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = defaultdict(lambda: start)
     names: list[tuple[str, Any]] = []
     replace: dict[Any, Any] = {}  # a rounding -> the same value, in names
     known: dict[Any, Any] = {}  # a rounding with its whole number taken out -> in names
@@ -100,7 +119,7 @@ def _letter(rounding: Any, inputs: set) -> str:
 
 def _fresh(letter: str, counts: dict[str, int], taken: set) -> str:
     while True:
-        counts[letter] = counts.get(letter, 0) + 1
+        counts[letter] += 1
         name = f"{letter}{counts[letter]}"
         if name not in taken:
             taken.add(name)
@@ -139,14 +158,18 @@ class Legend:
 
 
 @contextmanager
-def abbreviated(analysis: Any) -> Iterator[Legend]:
-    """Within it, the named sizes of ``analysis`` print as their names; yields the
-    :class:`Legend` that defines them."""
-    names, replace = _plan(analysis)
+def abbreviated(analysis: Any, avoid: Iterable[str] = ()) -> Iterator[Legend]:
+    """Within it, the named sizes of ``analysis`` print as their names (none of them one of
+    ``avoid``); yields the :class:`Legend` that defines them."""
+    names, replace = _plan(analysis, avoid)
     with expr.shorthand({}):  # defined in full, even where another legend is in force
         legend = Legend(names, replace)
-    if not analysis.symbolic:
-        yield legend
-        return
-    with expr.shorthand(replace):
-        yield legend
+    token = _AVOID.set(_AVOID.get() | frozenset(avoid))
+    try:
+        if not analysis.symbolic:
+            yield legend
+            return
+        with expr.shorthand(replace):
+            yield legend
+    finally:
+        _AVOID.reset(token)

@@ -27,7 +27,8 @@ def _short(value: Any) -> str:
 
 def memory_table(memory: TrainingMemory, layer: str | None = None) -> str:
     """The `archcalc memory` report (sizes named as in :mod:`archcalc.render.legend`)."""
-    with abbreviated(memory.analysis) as legend:
+    batch = [] if isinstance(memory.batch, int) else [str(memory.batch)]
+    with abbreviated(memory.analysis, avoid=batch) as legend:
         return _memory_table(memory, layer, legend)
 
 
