@@ -54,8 +54,17 @@ def test_a_long_symbolic_total_is_printed_under_the_table_only(tmp_path, capsys)
     assert total.split()[-4:] == ["(below)", "(below)", "4,312", "(below)"]  # params: a number
     assert max(len(line) for line in lines[: lines.index(total) + 2]) == len(lines[header + 1])
     assert len(lines[header + 1]) <= max(len(line) for line in [lines[header], *rows]) + 2
-    summary = {line.split(":")[0]: line.split(": ", 1)[1] for line in lines
-               if line.startswith("Total ") and ": " in line}  # fmt: skip
+    summary: dict[str, str] = {}  # a total wider than the table goes on under itself
+    for line in lines[lines.index(total) + 2 :]:
+        if line.startswith("Total ") and ": " in line:
+            key, value = line.split(": ", 1)
+            summary[key] = value
+        elif line.startswith(" ") and summary:
+            summary[key] += " " + line.strip()
+        else:
+            break
+        assert len(line) <= max(len(lines[header + 1]), 80)  # no wider than the table
+    assert summary.keys() == {"Total params", "Total neurons", "Total connections", "Total MACs"}
     # the sizes are named above the table (h1 = floor(H/2 - 1/2) + 1, ...), used in full
     assert summary["Total neurons"] == " + ".join(f"8*h{i}**2" for i in range(1, 9))
 

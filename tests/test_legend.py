@@ -120,3 +120,18 @@ def test_symbolic_init_table_names_sizes_and_prints_factors_shortly():
     assert "1.00000000000000" not in text  # a float factor as 1, as Var[w] is printed
     row = next(line for line in text.splitlines() if line.startswith("layers[0] "))
     assert row.split()[-1] == "1"
+
+
+def test_symbolic_memory_totals_wrap_at_the_table_width():
+    """The symbolic peak is a sum and a max of a dozen terms: printed under itself, at the
+    table's width, with the same terms as in one line."""
+    net = analyze(free("resnet18.yaml"), symbolic=True)
+    memory = training_memory(net, batch="B")
+    lines = memory_table(memory).splitlines()
+    width = len(lines[0])
+    assert all(len(line) <= width for line in lines if not line.startswith("warning"))
+    start = next(i for i, line in enumerate(lines) if line.startswith("Training peak"))
+    peak = [lines[start]] + [line for line in lines[start + 1 :] if line.startswith(" " * 40)]
+    assert len(peak) > 1
+    with abbreviated(net, avoid=["B"]):
+        assert " ".join(line[40:] for line in peak) == expr.to_text(memory.peak_bytes)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from archcalc.language.expr import to_text
 from archcalc.quantities.memory import TrainingMemory, _hidden
 from archcalc.render.legend import Legend, abbreviated
-from archcalc.render.tables import Column, warning_lines
+from archcalc.render.tables import Column, hanging, warning_lines
 
 
 def size_text(value: Any) -> str:
@@ -52,28 +53,30 @@ def _memory_table(memory: TrainingMemory, layer: str | None, legend: Legend) -> 
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()  # fmt: skip
 
     rule = "=" * (sum(widths) + 2 * (len(widths) - 1))  # as wide as the widest row
+    width = max(len(rule), 80)  # the legend and the totals wrap here
     batch = _short(memory.batch)
     out = [rule, f"{analysis.spec.name}   training memory at batch {batch}, {memory.dtype}, "
-           f"{memory.optimizer} optimizer ({memory.device})", *legend.lines(max(len(rule), 80)),
+           f"{memory.optimizer} optimizer ({memory.device})", *legend.lines(width),
            rule, line(header), "-" * len(rule),
            *map(line, body), rule]  # fmt: skip
     if not layer:
         hidden = [memory.of(i).saved_bytes for i in _hidden(analysis)]
         merged = sum(hidden) if all(isinstance(v, int) for v in hidden) else None
         if merged:
-            out.append(f"{'Merges (residual adds, concatenations)':<40}{size_text(merged)}")
+            out += hanging("Merges (residual adds, concatenations)", size_text(merged), width, 40)
         for name, value in (("Parameters", memory.parameter_bytes), ("Gradients", memory.gradient_bytes),
                             (f"Optimizer state ({memory.optimizer})", memory.optimizer_bytes),
                             ("Saved for backward", memory.saved_bytes),
                             ("Largest gradient pair", memory.working_bytes),
                             ("Training peak (estimate)", memory.peak_bytes)):  # fmt: skip
-            out.append(f"{name:<40}{size_text(value)}")
+            out += hanging(name, size_text(value), width, 40)
         t = memory.torchinfo
         out.append(rule)
         sizes = [_mb(t[f"{key}_mb"], t[f"{key}_bytes"])
                  for key in ("input", "forward_backward_pass", "params", "total")]  # fmt: skip
-        out.append("torchinfo would print (MB = 10^6 bytes): input size {}, forward/backward "
-                   "pass size {}, params size {}, estimated total size {}".format(*sizes))  # fmt: skip
+        out += textwrap.wrap("torchinfo would print (MB = 10^6 bytes): input size {}, "
+                             "forward/backward pass size {}, params size {}, estimated total size "
+                             "{}".format(*sizes), width, break_on_hyphens=False)  # fmt: skip
         out.append("(its forward/backward size is twice the outputs of layers with parameters; "
                    "archcalc counts what autograd keeps)")  # fmt: skip
     out += warning_lines(analysis.warnings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -172,14 +173,33 @@ def _smallest(name: str, trees: list[tuple]) -> int | None:
     return hi
 
 
-def _summary(analysis: Analysis) -> list[str]:
+def hanging(head: str, text: str, width: int, indent: int | None = None) -> list[str]:
+    """``head`` then ``text``, wrapped at spaces to ``width`` with the later lines under the
+    text's start (``indent``: a column to start it in, else just after ``head``). A symbolic
+    total (ResNet-152's MACs with H, W free is a sum of 17 terms) reads as a paragraph, not
+    one line ten times the table's width.
+
+    >>> print("\\n".join(hanging("Total MACs: ", "9408*h1*w1 + 147456*h2*w2 + 512000", 40)))
+    Total MACs: 9408*h1*w1 + 147456*h2*w2 +
+                512000
+    """
+    start = len(head) if indent is None else max(indent, len(head))
+    lines = textwrap.wrap(text, max(width - start, 20), break_on_hyphens=False) or [""]
+    return [(head if i == 0 else "").ljust(start) + line for i, line in enumerate(lines)]
+
+
+def _summary(analysis: Analysis, width: int | None = None) -> list[str]:
+    """The totals, each wrapped to ``width`` where one is given (the text table's)."""
     t = analysis.totals
-    return [
-        f"Total params: {number(t['params'])}",
-        f"Total neurons: {number(t['neurons'])}",
-        f"Total connections: {number(t['connections'])}",
-        f"Total MACs: {number(t['macs'])}   (FLOPs = 2 x MACs = {number(t['flops'])})",
+    lines = [
+        ("Total params: ", number(t["params"])),
+        ("Total neurons: ", number(t["neurons"])),
+        ("Total connections: ", number(t["connections"])),
+        ("Total MACs: ", f"{number(t['macs'])}   (FLOPs = 2 x MACs = {number(t['flops'])})"),
     ]
+    if width is None:
+        return [head + text for head, text in lines]
+    return [out for head, text in lines for out in hanging(head, text, width)]
 
 
 #: A symbolic total wider than this (and than its column's rows) is printed under the table
@@ -203,7 +223,7 @@ def _table(analysis: Analysis, extra: Sequence[Column], legend: Legend) -> str:
         widest = max(len(columns[i]), *(len(r[i]) for r in body))
         if len(total[i]) > max(widest, WIDEST_TOTAL):
             if i >= len(COLUMNS):
-                below.append(f"Total {columns[i]}: {total[i]}")
+                below.append((f"Total {columns[i]}: ", total[i]))
             total[i] = _BELOW
     widths = [max(len(r[i]) for r in [columns, *body, total]) for i in range(len(columns))]
 
@@ -220,7 +240,9 @@ def _table(analysis: Analysis, extra: Sequence[Column], legend: Legend) -> str:
         heavy,
     ]
     out += [line(columns), light, *map(line, body), light, line(total), heavy]
-    out += _summary(analysis) + below
+    width = max(rule_width, 80)
+    out += _summary(analysis, width)
+    out += [text for head, value in below for text in hanging(head, value, width)]
     notes = _notes(analysis)
     if notes:
         out += [light, *notes]
