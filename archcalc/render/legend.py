@@ -53,7 +53,8 @@ def _plan(analysis: Any, avoid: Iterable[str] = ()) -> tuple[list[tuple[str, Any
     if avoid & {name for name, _ in names}:
         # counted on past every avoided number (batch h1: h2, w2, h3, ...), so that the
         # sizes of one stage keep one number
-        start = max(int(name[1:]) for name in avoid if re.fullmatch(r"[a-z]\d+", name))
+        numbers = (re.fullmatch(r"\D+(\d+)", name) for name in avoid)
+        start = max((int(m[1]) for m in numbers if m), default=0)
         names, replace = _named(analysis, start)
     return names, replace
 
