@@ -447,6 +447,11 @@ def _search(constraints: list[Constraint], unknowns: list[str], bounds: dict,
     return solution
 
 
+#: The highest degree sympy is asked to solve (the closed form, and the "need k = ..."
+#: explanation); higher degrees are searched.
+MAX_SOLVED_DEGREE = 2
+
+
 def _low_degree(relation: Any, x: Any) -> bool:
     """Whether ``lhs - rhs`` is a ratio of polynomials in ``x`` of degree at most 2. Higher
     degrees go to the vectorised search: solveset took 1.3 s to intersect a quartic's roots
@@ -457,7 +462,7 @@ def _low_degree(relation: Any, x: Any) -> bool:
         return False
     top, bottom = sympy.fraction(sympy.together(relation.lhs - relation.rhs))
     try:
-        return all(sympy.Poly(part, x).degree() <= 2 for part in (top, bottom))
+        return all(sympy.Poly(part, x).degree() <= MAX_SOLVED_DEGREE for part in (top, bottom))
     except sympy.PolynomialError:
         return False
 
@@ -472,7 +477,9 @@ def _real_roots(e: Any, x: Any) -> list:
         poly = sympy.Poly(sympy.expand(e), x)
     except sympy.PolynomialError:
         return []
-    if not 1 <= poly.degree() <= 2 or not all(c.is_Rational for c in poly.all_coeffs()):
+    if not 1 <= poly.degree() <= MAX_SOLVED_DEGREE or not all(
+        c.is_Rational for c in poly.all_coeffs()
+    ):
         return []
     return [v for v in sympy.roots(poly, filter="R") if not v.is_integer]
 

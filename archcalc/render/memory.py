@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from typing import Any
 
 from archcalc.language.expr import to_text
@@ -74,9 +73,9 @@ def _memory_table(memory: TrainingMemory, layer: str | None, legend: Legend) -> 
         out.append(rule)
         sizes = [_mb(t[f"{key}_mb"], t[f"{key}_bytes"])
                  for key in ("input", "forward_backward_pass", "params", "total")]  # fmt: skip
-        out += textwrap.wrap("torchinfo would print (MB = 10^6 bytes): input size {}, "
-                             "forward/backward pass size {}, params size {}, estimated total size "
-                             "{}".format(*sizes), width, break_on_hyphens=False)  # fmt: skip
+        out += hanging("", "torchinfo would print (MB = 10^6 bytes): input size {}, forward/"
+                       "backward pass size {}, params size {}, estimated total size {}"
+                       .format(*sizes), width)  # fmt: skip
         out.append("(its forward/backward size is twice the outputs of layers with parameters; "
                    "archcalc counts what autograd keeps)")  # fmt: skip
     out += warning_lines(analysis.warnings)
