@@ -17,13 +17,32 @@ from archcalc.errors import ArchcalcError
 def _analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from archcalc.render.legend import abbreviated
 
-    analysis = _analysis(args, parser)
     fmt = "json" if args.json else args.format
+    if fmt == "json" and args.memory is None and not args.rf:
+        text = _json_without_sympy(args, parser)
+        if text is not None:
+            sys.stdout.write(text)
+            return 0
+    analysis = _analysis(args, parser)
     with contextlib.ExitStack() as stack:
         if fmt != "json":  # the columns' cells name sizes as the table does (render.legend)
             batch = [args.memory] if isinstance(args.memory, str) else []
             stack.enter_context(abbreviated(analysis, avoid=batch))
         return _analyze_as(analysis, args, fmt)
+
+
+def _json_without_sympy(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str | None:
+    """``analyze --json`` on archcalc's own symbolic values, which print as sympy's: sympy's
+    import alone costs twice a numeric analysis of ResNet-152. None where the spec needs
+    more than sums, products and floors of its sizes; then sympy does the whole analysis."""
+    from archcalc.language import expr, native
+    from archcalc.render import tables as render
+
+    try:
+        with expr.native_values():
+            return render.to_json(_analysis(args, parser))
+    except (native.NotNative, RecursionError):  # sympy's answer (or its error) is the answer
+        return None
 
 
 def _analyze_as(analysis, args: argparse.Namespace, fmt: str) -> int:

@@ -335,6 +335,8 @@ class _Elaborator:
         try:
             rule.prepare(h, inp, note)
             shape = rule.output_shape(h, inp, note)
+            if not all(type(v) is int for v in shape):  # sympy's 0*s + 1 is a number: an int
+                shape = tuple(expr.as_int(v) for v in shape)
         except ArchcalcError as err:
             raise err.at(path) from None
         except ArithmeticError as err:

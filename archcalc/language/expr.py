@@ -19,10 +19,13 @@ parsed by Python's ``ast`` into a whitelist (integers, declared names,
 from __future__ import annotations
 
 import ast
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache, lru_cache
-from typing import Any, Mapping, Union
+from typing import Any, Iterator, Mapping, Union
 
 from archcalc.errors import ArchcalcError
+from archcalc.language import native
 from archcalc.language.printing import condition_text, shorthand, to_text  # noqa: F401
 
 #: An exact value: ``int`` when known, a sympy expression when symbolic.
@@ -258,6 +261,8 @@ def _binary(op: str, a: Value, b: Value, text: str) -> Value:
         else:
             result = a // b if isinstance(a, int) and isinstance(b, int) else _floor(_frac(a) / b)
     elif op == "%":
+        if not numeric and (_is_native(a) or _is_native(b)):
+            raise native.NotNative("%")
         result = a % b if numeric else _sympy().Mod(a, b)
     else:  # "**"
         if not (isinstance(b, int)):
@@ -286,6 +291,10 @@ def _call(func: str, args: list) -> Value:
         if func == "max":
             return max(args)
         return _floor(args[0]) if func == "floor" else -_floor(-args[0])
+    if any(_is_native(arg) for arg in args):
+        if func != "floor":
+            raise native.NotNative(func)
+        return native.floor(args[0])
     sp = _sympy()
     if func == "min":
         return sp.Min(*args)
@@ -319,7 +328,9 @@ def make_divisible(v: Any, divisor: Any, min_value: Any = None) -> int:
 
 def _plain(value: Any) -> Any:
     """A sympy number as an int or Fraction, so that numeric rules (and zero checks) apply."""
-    if isinstance(value, int) or _is_fraction(value) or not getattr(value, "is_Rational", False):
+    if isinstance(value, (int, native.Expr)) or _is_fraction(value):
+        return value
+    if not getattr(value, "is_Rational", False):
         return value
     if value.is_Integer:
         return int(value)
@@ -367,6 +378,8 @@ def _check_magnitude(value: int, text: str) -> None:
 
 def _integer_expr(value: Any, text: str) -> Value:
     """Collapse a sympy result to ``int`` when it has no free symbols."""
+    if _is_native(value):  # never a number, never infinite: numbers stay ints and Fractions
+        return value
     sp = _sympy()
     if value.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
         raise ArchcalcError(f"division by zero in {short(text)!r}")
@@ -390,10 +403,33 @@ def _sympy():
     return sympy
 
 
-@cache
+_NATIVE: ContextVar[bool] = ContextVar("native", default=False)
+
+
+@contextmanager
+def native_values() -> Iterator[None]:
+    """Within it, symbols are archcalc's own values (:mod:`archcalc.language.native`), which
+    print as sympy's would without importing sympy; an operation they do not model raises
+    :class:`native.NotNative`, and the caller does the work again outside."""
+    token = _NATIVE.set(True)
+    try:
+        yield
+    finally:
+        _NATIVE.reset(token)
+
+
 def symbol(name: str) -> Any:
-    """A plain positive-integer sympy symbol (``N``, ``S``, ``I``... are never built-ins)."""
+    """A plain positive-integer symbol (``N``, ``S``, ``I``... are never built-ins)."""
+    return native.Sym(name) if _NATIVE.get() else _sympy_symbol(name)
+
+
+@cache
+def _sympy_symbol(name: str) -> Any:
     return _sympy().Symbol(name, integer=True, positive=True)
+
+
+def _is_native(value: Any) -> bool:
+    return isinstance(value, native.Expr)
 
 
 def is_symbolic(value: Any) -> bool:
@@ -409,6 +445,8 @@ def floor_div(a: Value, b: Value) -> Value:
     """
     if isinstance(a, int) and isinstance(b, int):
         return a // b
+    if _is_native(a) or _is_native(b):
+        return native.floor_div(a, b)
     return _symbolic_floor_div(a, b)
 
 
@@ -444,6 +482,8 @@ def ceil_div(a: Value, b: Value) -> Value:
     """
     if isinstance(a, int) and isinstance(b, int):
         return -((-a) // b)
+    if _is_native(a) or _is_native(b):
+        raise native.NotNative("ceil")
     return _sympy().ceiling(a / b)
 
 
@@ -476,12 +516,23 @@ def total(values) -> Value:
             terms.append(value)
     if not terms:
         return number
+    if any(_is_native(term) for term in terms):
+        return native.add(number, *terms)
     return simplify(_sympy().Add(number, *terms))
+
+
+def as_int(value: Any) -> Any:
+    """A sympy integer as an ``int`` (``0*s + 1`` is sympy's 1); anything else unchanged.
+
+    >>> as_int(symbol("s") * 0 + 1), as_int(None)
+    (1, None)
+    """
+    return int(value) if getattr(type(value), "is_Integer", False) is True else value
 
 
 def simplify(value: Value) -> Value:
     """A value in its simplest exact form: ints stay ints; sympy results are collapsed."""
-    if isinstance(value, int):
+    if isinstance(value, int) or _is_native(value):
         return value
     if value.is_Integer:
         return int(value)
@@ -496,6 +547,8 @@ def at_least(value: Value, bound: Value) -> bool | None:
     """
     if isinstance(value, int) and isinstance(bound, int):
         return value >= bound
+    if _is_native(value) or _is_native(bound):
+        return native.at_least(value, bound)
     return _symbolic_at_least(value, bound)
 
 
@@ -506,13 +559,43 @@ def _symbolic_at_least(value: Value, bound: Value) -> bool | None:
         return True
     if difference.is_negative:
         return False
-    return None
+    # sympy leaves some sums of positive terms undecided (3*a + 2*b >= 5 for positive
+    # integers); archcalc's own values decide those, and both paths must say the same
+    try:
+        return True if native.surely_nonnegative(_to_native(difference)) else None
+    except native.NotNative:
+        return None
+
+
+def _to_native(value: Any) -> Any:
+    """A sympy value of sums, products, whole powers and floors as archcalc's own value."""
+    if isinstance(value, int):
+        return value
+    if value.is_Integer:
+        return int(value)
+    if value.is_Rational:
+        from fractions import Fraction
+
+        return Fraction(int(value.p), int(value.q))
+    if value.is_Symbol and value.is_integer and value.is_positive:
+        return native.Sym(value.name)
+    if value.is_Add:
+        return native.add(*(_to_native(a) for a in value.args))
+    if value.is_Mul:
+        return product(_to_native(a) for a in value.args)
+    if value.is_Pow and value.exp.is_Integer and value.exp >= 0:
+        return native.power(_to_native(value.base), int(value.exp))
+    if type(value).__name__ == "floor":
+        return native.floor(_to_native(value.args[0]))
+    raise native.NotNative(type(value).__name__)
 
 
 def equal(a: Value, b: Value) -> bool | None:
     """True/False when equality of ``a`` and ``b`` is certain, else None."""
     if isinstance(a, int) and isinstance(b, int):
         return a == b
+    if _is_native(a) or _is_native(b):
+        return native.equal(a, b)
     return _symbolic_equal(a, b)
 
 

@@ -12,6 +12,8 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, Mapping
 
+from archcalc.language import native
+
 Value = Any  # an int, or a sympy expression (see archcalc.language.expr.Value)
 
 
@@ -26,6 +28,8 @@ def to_text(value: Value) -> str:
     """
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, native.Expr):
+        return native.text(value)
     short = _SHORTHAND.get()
     if short is not None:  # inside shorthand(): h1 for floor(H/2 - 1/2) + 1
         names, texts = short
@@ -120,6 +124,8 @@ def condition_text(value: Value, relation: str = ">=", bound: Value = 0) -> str:
     """
     if isinstance(value, int) and isinstance(bound, int):
         return f"{value} {relation} {bound}"
+    if isinstance(value, native.Expr) or isinstance(bound, native.Expr):
+        return native.condition_text(value, relation, bound)
     import sympy as sp
 
     expr = sp.expand(value - bound)

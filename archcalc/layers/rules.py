@@ -279,12 +279,12 @@ def answer(rule: Rule, h: dict[str, Any], inp: Any, out: Shape) -> Answer:
 
     fan_in = rule.fan_in(h, inp)
     if fan_in is None:
-        return Answer(None, None, None, rule.params(h, inp, out, None),
-                      rule.macs(h, inp, out, None, None), None, None)  # fmt: skip
+        return _ints(Answer(None, None, None, rule.params(h, inp, out, None),
+                            rule.macs(h, inp, out, None, None), None, None))  # fmt: skip
     per_neuron = rule.per_neuron(h, fan_in)
     neurons = product(out)
     mac_count = rule.macs(h, inp, out, neurons, fan_in)
-    return Answer(
+    return _ints(Answer(
         weights_per_neuron=per_neuron,
         neurons=neurons,
         connections=rule.connections(h, neurons, per_neuron, mac_count),
@@ -292,4 +292,13 @@ def answer(rule: Rule, h: dict[str, Any], inp: Any, out: Shape) -> Answer:
         macs=mac_count,
         fan_in=fan_in,
         fan_out=rule.fan_out(h, inp),
-    )
+    ))  # fmt: skip
+
+
+def _ints(values: Answer) -> Answer:
+    """sympy's integers as ints (``0*s`` is sympy's 0), so that JSON shows numbers."""
+    if all(type(v) is int for v in values):
+        return values
+    from archcalc.language.expr import as_int
+
+    return Answer(*(as_int(v) for v in values))
