@@ -4,7 +4,9 @@ Each case takes a shipped spec (or a small generated one), applies 1-4 random mu
 (a field set to a hostile value, a key deleted or misspelt, a layer duplicated, dropped or
 retyped, the input reshaped, a symbol freed) and runs what a user would: analyze, then on
 a valid result explain, init, rf and memory (their tables, symbolic ones with named sizes)
-and the Markdown and JSON renderings. Outcomes are counted as
+and the Markdown and JSON renderings. Each case is also analysed with every symbol free on
+archcalc's own symbolic values and on sympy's: the JSON (or the error) must be the same
+where the former answer. Outcomes are counted as
 valid, refused (ArchcalcError) or a defect: any other exception, or a case that runs
 longer than the time limit (SIGALRM). Defective cases are written to --out as YAML.
 
@@ -117,8 +119,34 @@ def mutate(doc: dict, rng: random.Random) -> str:
     return f"type={item['type']}"
 
 
+def _json_or_error(doc: dict, native: bool) -> str | None:
+    """The symbolic analysis's JSON (or its error), on sympy's or on archcalc's own values
+    (None where those refuse: archcalc.language.native)."""
+    from archcalc.language import expr
+    from archcalc.language.native import NotNative
+    from archcalc.render.tables import to_json
+
+    try:
+        if not native:
+            return to_json(analyze(copy.deepcopy(doc), symbolic=True))
+        with expr.native_values():
+            return to_json(analyze(copy.deepcopy(doc), symbolic=True))
+    except NotNative:
+        return None
+    except ArchcalcError as err:
+        return f"error: {err}"
+
+
+def check_native(doc: dict) -> None:
+    """analyze --json's own symbolic values must give sympy's JSON (or its error) or refuse."""
+    mine = _json_or_error(doc, native=True)
+    if mine is not None and mine != _json_or_error(doc, native=False):
+        raise AssertionError("archcalc's own symbolic values printed other JSON than sympy's")
+
+
 def run_case(doc: dict) -> str:
     """analyze, then what a user runs next; 'valid' or 'refused'."""
+    check_native(doc)
     from archcalc.init.propagation import propagate
     from archcalc.quantities.memory import training_memory
     from archcalc.quantities.receptive import receptive_fields

@@ -10,7 +10,9 @@ run interleaved, and the median of the pairwise ratios is printed.
 
 1. start-up: `archcalc analyze specs/lenet5.yaml --json`, `--version` and `--help` against
    `python -c "import pydantic, yaml"` (target: analyze <= 2.0x);
-2. symbolic ResNet-152 (H, W free), `analyze --json`, against the numeric run (target <= 3x);
+2. symbolic ResNet-152 (H, W free), `analyze --json`, against the numeric run (target <= 3x),
+   and the same analysis on sympy's values (the Python API, or a spec outside the part of
+   sympy that archcalc.language.native models);
 3. scale: chains of 1k, 10k and 100k layers from YAML text to totals (target: 10k/1k <= 12,
    cost per layer flat), and `init`'s propagation over a 100k-layer ReLU chain;
 4. ResNet-152's numeric analysis against torchinfo building and summarising the same model
