@@ -180,7 +180,7 @@ def _run(steps):
             if op == "a":
                 pair = native.add(a, b), sa + sb
             elif op == "s":
-                pair = a - b, sa - sb
+                pair = native.add(a, native.neg(b)), sa - sb
             elif op == "m":
                 pair = native.mul(a, b), sa * sb
             elif op == "n":
@@ -240,6 +240,7 @@ def test_random_programs_build_and_print_as_sympy(steps, h, w, s):
             continue
         assert native.text(mine) == to_text(theirs)
         assert native.sort_key(mine) == sp.default_sort_key(theirs)
+        assert native.from_sympy(theirs) == mine  # rebuilt from sympy's, the same value
         assert _value_at(mine, env) == theirs.subs(symbols)
 
 

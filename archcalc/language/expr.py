@@ -562,32 +562,9 @@ def _symbolic_at_least(value: Value, bound: Value) -> bool | None:
     # sympy leaves some sums of positive terms undecided (3*a + 2*b >= 5 for positive
     # integers); archcalc's own values decide those, and both paths must say the same
     try:
-        return True if native.surely_nonnegative(_to_native(difference)) else None
+        return True if native.surely_nonnegative(native.from_sympy(difference)) else None
     except native.NotNative:
         return None
-
-
-def _to_native(value: Any) -> Any:
-    """A sympy value of sums, products, whole powers and floors as archcalc's own value."""
-    if isinstance(value, int):
-        return value
-    if value.is_Integer:
-        return int(value)
-    if value.is_Rational:
-        from fractions import Fraction
-
-        return Fraction(int(value.p), int(value.q))
-    if value.is_Symbol and value.is_integer and value.is_positive:
-        return native.Sym(value.name)
-    if value.is_Add:
-        return native.add(*(_to_native(a) for a in value.args))
-    if value.is_Mul:
-        return product(_to_native(a) for a in value.args)
-    if value.is_Pow and value.exp.is_Integer and value.exp >= 0:
-        return native.power(_to_native(value.base), int(value.exp))
-    if type(value).__name__ == "floor":
-        return native.floor(_to_native(value.args[0]))
-    raise native.NotNative(type(value).__name__)
 
 
 def equal(a: Value, b: Value) -> bool | None:

@@ -24,6 +24,7 @@ from archcalc.language.native.decide import (
     condition_text,
     equal,
     expand,
+    from_sympy,
     surely_nonnegative,
     value_at,
 )
@@ -46,8 +47,8 @@ from archcalc.language.native.values import (
 )
 
 __all__ = [
-    "Add", "Expr", "Floor", "Fraction", "Mul", "NotNative", "Sym", "add", "at_least",
-    "condition_text", "equal", "expand", "floor", "floor_div", "is_integer", "mul", "neg",
-    "ordered_factors", "ordered_terms", "power", "sort_key", "surely_nonnegative", "text",
-    "value_at",
+    "Add", "Expr", "Floor", "Fraction", "Mul", "NotNative", "Sym",
+    "add", "mul", "neg", "power", "floor", "floor_div", "is_integer",
+    "at_least", "equal", "surely_nonnegative", "expand", "condition_text", "value_at", "from_sympy",
+    "sort_key", "ordered_factors", "ordered_terms", "text",
 ]  # fmt: skip

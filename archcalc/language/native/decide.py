@@ -16,7 +16,10 @@ from archcalc.language.native.values import (
     _number,
     _term,
     add,
+    floor,
+    mul,
     neg,
+    power,
 )
 
 
@@ -208,3 +211,29 @@ def condition_text(value: Any, relation: str, bound: Any) -> str:
     lhs = text(add(*left)) if left else "0"
     rhs = text(add(*right)) if right else "0"
     return f"{lhs} {relation} {rhs}"
+
+
+def from_sympy(value: Any) -> Any:
+    """A sympy value of sums, products, whole powers and floors of positive integer symbols
+    as one of these values (the same number for every value of the symbols); NotNative for
+    anything else. sympy itself is not imported: only its values' attributes are read."""
+    if isinstance(value, int):
+        return value
+    if value.is_Integer:
+        return int(value)
+    if value.is_Rational:
+        return Fraction(int(value.p), int(value.q))
+    if value.is_Symbol and value.is_integer and value.is_positive:
+        return Sym(value.name)
+    if value.is_Add:
+        return add(*(from_sympy(a) for a in value.args))
+    if value.is_Mul:
+        out = 1
+        for a in value.args:
+            out = mul(out, from_sympy(a))
+        return out
+    if value.is_Pow and value.exp.is_Integer and value.exp >= 0:
+        return power(from_sympy(value.base), int(value.exp))
+    if type(value).__name__ == "floor":
+        return floor(from_sympy(value.args[0]))
+    raise NotNative(type(value).__name__)

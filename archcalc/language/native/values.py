@@ -77,11 +77,13 @@ class Expr:
     __lt__ = __le__ = __gt__ = __ge__ = __bool__ = __int__ = __float__ = __index__ = _unsupported
 
     def __str__(self) -> str:
-        from archcalc.language.native.text import text
+        # archcalc prints values through language.printing.to_text, which knows these; a
+        # str() elsewhere is code written for sympy's values (see __getattr__)
+        raise NotNative("str() of a symbolic value")
 
-        return text(self)
-
-    __repr__ = __str__
+    def __repr__(self) -> str:
+        fields = ", ".join(repr(getattr(self, name)) for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
 
 
 def _operand(x: Any) -> Any:
@@ -287,8 +289,9 @@ def is_integer(x: Any) -> bool:
 def floor(arg: Any) -> Any:
     """sympy's ``floor(arg)``: whole terms leave the floor, the rest stays inside it.
 
+    >>> from archcalc.language.native import text
     >>> H = Sym("H")
-    >>> str(floor(H + Fraction(1, 2))), str(floor(H * Fraction(1, 3) + 2))
+    >>> text(floor(H + Fraction(1, 2))), text(floor(H * Fraction(1, 3) + 2))
     ('H', 'floor(H/3) + 2')
     """
     if _number(arg):
