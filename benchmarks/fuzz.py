@@ -5,8 +5,8 @@ Each case takes a shipped spec (or a small generated one), applies 1-4 random mu
 retyped, the input reshaped, a symbol freed) and runs what a user would: analyze, then on
 a valid result explain, init, rf and memory (their tables, symbolic ones with named sizes)
 and the Markdown and JSON renderings. Each case is also analysed with every symbol free on
-archcalc's own symbolic values and on sympy's: the JSON (or the error) must be the same
-where the former answer. Outcomes are counted as
+archcalc's own symbolic values and on sympy's: the JSON, table and Markdown (or the error)
+must be the same where the former answer. Outcomes are counted as
 valid, refused (ArchcalcError) or a defect: any other exception, or a case that runs
 longer than the time limit (SIGALRM). Defective cases are written to --out as YAML.
 
@@ -119,18 +119,22 @@ def mutate(doc: dict, rng: random.Random) -> str:
     return f"type={item['type']}"
 
 
-def _json_or_error(doc: dict, native: bool) -> str | None:
-    """The symbolic analysis's JSON (or its error), on sympy's or on archcalc's own values
-    (None where those refuse: archcalc.language.native)."""
+def _printed_or_error(doc: dict, native: bool) -> str | None:
+    """What analyze prints of the symbolic analysis (JSON, table, Markdown) or its error, on
+    sympy's or on archcalc's own values (None where those refuse: archcalc.language.native)."""
     from archcalc.language import expr
     from archcalc.language.native import NotNative
-    from archcalc.render.tables import to_json
+    from archcalc.render.tables import markdown, table, to_json
+
+    def printed() -> str:
+        net = analyze(copy.deepcopy(doc), symbolic=True)
+        return to_json(net) + table(net) + markdown(net)
 
     try:
         if not native:
-            return to_json(analyze(copy.deepcopy(doc), symbolic=True))
+            return printed()
         with expr.native_values():
-            return to_json(analyze(copy.deepcopy(doc), symbolic=True))
+            return printed()
     except NotNative:
         return None
     except ArchcalcError as err:
@@ -138,10 +142,10 @@ def _json_or_error(doc: dict, native: bool) -> str | None:
 
 
 def check_native(doc: dict) -> None:
-    """analyze --json's own symbolic values must give sympy's JSON (or its error) or refuse."""
-    mine = _json_or_error(doc, native=True)
-    if mine is not None and mine != _json_or_error(doc, native=False):
-        raise AssertionError("archcalc's own symbolic values printed other JSON than sympy's")
+    """analyze's own symbolic values must print what sympy's do (or its error), or refuse."""
+    mine = _printed_or_error(doc, native=True)
+    if mine is not None and mine != _printed_or_error(doc, native=False):
+        raise AssertionError("archcalc's own symbolic values printed other output than sympy's")
 
 
 def run_case(doc: dict) -> str:

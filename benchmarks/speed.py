@@ -111,6 +111,7 @@ def bench_symbolic(runs: int) -> None:
             "numeric": [*ARCHCALC, "analyze", handle.name, "--json"],
             "symbolic": [*ARCHCALC, "analyze", handle.name, "--json", "--symbolic"],
             "sympy": [sys.executable, "-c", with_sympy],
+            "table": [*ARCHCALC, "analyze", handle.name, "--symbolic"],
         }
         times = paired(commands, runs)
     finally:
@@ -122,6 +123,10 @@ def bench_symbolic(runs: int) -> None:
     print(
         f"   the same with sympy's values {statistics.median(times['sympy']):.2f} s: "
         f"{ratio(times, 'sympy', 'numeric'):.2f}x (sympy's import included)"
+    )
+    print(
+        f"   the table (analyze --symbolic, sizes named) {statistics.median(times['table']):.2f} s: "
+        f"{ratio(times, 'table', 'numeric'):.2f}x"
     )
 
 

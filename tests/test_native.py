@@ -24,7 +24,7 @@ from archcalc import ArchcalcError, analyze
 from archcalc.language import expr, native
 from archcalc.language.native import NotNative, Sym
 from archcalc.language.printing import to_text
-from archcalc.render.tables import to_json
+from archcalc.render.tables import markdown, table, to_json
 
 ROOT = Path(__file__).resolve().parent.parent
 H, W = Sym("H"), Sym("W")
@@ -244,6 +244,31 @@ def test_random_programs_build_and_print_as_sympy(steps, h, w, s):
         assert _value_at(mine, env) == theirs.subs(symbols)
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs(), st.integers(-3, 3), st.integers(0, 5))
+def test_short_names_and_common_factors_as_sympy_takes_them(steps, number, pick):
+    # what a table does before printing: a floor replaced by a name minus a number (the
+    # legend's h1 - 1), then each sum's common factor taken out of its product
+    from archcalc.language.printing import _substitute, tidy
+
+    name, sympy_name = Sym("n1"), expr._sympy_symbol("n1")
+    for mine, theirs in _run(steps):
+        theirs = _plain(theirs)
+        if isinstance(theirs, (int, Fraction)):
+            continue
+        floors = sorted(theirs.atoms(sp.floor), key=sp.default_sort_key)
+        if not floors:
+            continue
+        chosen = floors[pick % len(floors)]
+        expected = tidy(_substitute(theirs, {chosen: sympy_name - number}))
+        try:
+            ours = native.substitute(mine, {native.from_sympy(chosen): name - number})
+            ours = native.tidy(ours)
+        except NotNative:  # a number times a sum that sympy keeps unevaluated
+            continue
+        assert native.text(ours) == to_text(expected)
+
+
 # ----------------------------------------------------------------------------- whole analyses
 
 
@@ -259,12 +284,14 @@ def _variants(path: Path):
         yield "square", {**data, "symbols": {**symbols, "S": None}, "input": [inp[0], "S", "S"]}
 
 
-def _json_both(data):
-    """The JSON of a symbolic analysis, with sympy and (None where refused) natively."""
+def _printed_both(data):
+    """What analyze prints of a symbolic analysis (its JSON, table and Markdown), with sympy
+    and (None where refused) natively."""
 
     def run():
         try:
-            return to_json(analyze(copy.deepcopy(data), symbolic=True))
+            net = analyze(copy.deepcopy(data), symbolic=True)
+            return to_json(net) + table(net) + markdown(net)
         except ArchcalcError as err:
             return f"error: {err}"
 
@@ -280,9 +307,9 @@ SPECS = sorted((ROOT / "specs").glob("*.yaml")) + sorted((ROOT / "specs/zoo").gl
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
-def test_every_shipped_spec_gives_the_same_json_or_is_refused(path):
+def test_every_shipped_spec_prints_the_same_or_is_refused(path):
     for label, data in _variants(path):
-        with_sympy, mine = _json_both(data)
+        with_sympy, mine = _printed_both(data)
         assert mine is None or mine == with_sympy, label
 
 
@@ -293,7 +320,7 @@ def test_the_fast_path_covers_the_usual_networks():
              "alexnet", "vgg16", "densenet121", "convnext_tiny", "inception_v3")  # fmt: skip
     for name in names:
         for label, data in _variants(ROOT / f"specs/zoo/{name}.yaml"):
-            assert _json_both(data)[1] is not None, (name, label)
+            assert _printed_both(data)[1] is not None, (name, label)
 
 
 def _sizes_free(data: dict) -> dict:
@@ -309,9 +336,9 @@ def _sizes_free(data: dict) -> dict:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(image_stack(), st.booleans())
-def test_random_stacks_give_the_same_json_or_are_refused(data, sizes_only):
+def test_random_stacks_print_the_same_or_are_refused(data, sizes_only):
     # every field free (about 2 in 5 run natively: a free stride divides) or only the sizes
-    with_sympy, mine = _json_both(_sizes_free(data) if sizes_only else data)
+    with_sympy, mine = _printed_both(_sizes_free(data) if sizes_only else data)
     assert mine is None or mine == with_sympy
 
 
@@ -322,13 +349,14 @@ def test_both_paths_drop_an_assumption_that_always_holds():
         {"type": "conv_transpose2d", "out_channels": 2, "kernel_size": "v1", "stride": 3,
          "dilation": 2, "bias": False},
         {"type": "maxpool2d", "kernel_size": 2}]}  # fmt: skip
-    with_sympy, mine = _json_both(data)
+    with_sympy, mine = _printed_both(data)
     assert mine == with_sympy
-    conditions = [a["condition"] for a in json.loads(mine)["assumptions"]]
+    symbolic = analyze(data, symbolic=True)
+    conditions = [a["condition"] for a in json.loads(to_json(symbolic))["assumptions"]]
     assert conditions == ["3*v0 + 2*v1 >= 6"]  # the pool's window: v0 = v1 = 1 fails it
 
 
-def test_analyze_json_does_not_import_sympy_and_prints_what_sympy_would(tmp_path):
+def test_analyze_does_not_import_sympy_and_prints_what_sympy_would(tmp_path):
     data = next(d for label, d in _variants(ROOT / "specs/zoo/resnet50.yaml") if label == "sizes")
     spec = tmp_path / "resnet50_hw.yaml"
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -338,6 +366,7 @@ def test_analyze_json_does_not_import_sympy_and_prints_what_sympy_would(tmp_path
         "out = io.StringIO()\n"
         "with contextlib.redirect_stdout(out):\n"
         f"    code = main(['analyze', {str(spec)!r}, '--json'])\n"
+        f"    code += main(['analyze', {str(spec)!r}])\n"
         "assert code == 0, code\n"
         "print('sympy' in sys.modules)\n"
         "print(out.getvalue())\n"
@@ -346,7 +375,9 @@ def test_analyze_json_does_not_import_sympy_and_prints_what_sympy_would(tmp_path
     assert done.returncode == 0, done.stderr
     imported, text = done.stdout.split("\n", 1)
     assert imported == "False"
-    assert json.loads(text) == json.loads(to_json(analyze(data)))
+    shown = to_json(analyze(data))
+    assert json.loads(text[: len(shown)]) == json.loads(shown)
+    assert text[len(shown) :].startswith(table(analyze(data)))  # then the table, as sympy's
 
 
 def test_a_spec_outside_the_subset_is_answered_by_sympy(capsys):

@@ -4,7 +4,6 @@ solve, rf, memory."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -15,37 +14,42 @@ from archcalc.errors import ArchcalcError
 
 
 def _analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from archcalc.render.legend import abbreviated
-
     fmt = "json" if args.json else args.format
-    if fmt == "json" and args.memory is None and not args.rf:
-        text = _json_without_sympy(args, parser)
-        if text is not None:
-            sys.stdout.write(text)
-            return 0
-    analysis = _analysis(args, parser)
-    with contextlib.ExitStack() as stack:
-        if fmt != "json":  # the columns' cells name sizes as the table does (render.legend)
-            batch = [args.memory] if isinstance(args.memory, str) else []
-            stack.enter_context(abbreviated(analysis, avoid=batch))
-        return _analyze_as(analysis, args, fmt)
+    text = _without_sympy(args, parser, fmt) if args.memory is None and not args.rf else None
+    if text is None:
+        text = _analysis_text(_analysis(args, parser), args, fmt)
+    sys.stdout.write(text)
+    return 0
 
 
-def _json_without_sympy(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str | None:
-    """``analyze --json`` on archcalc's own symbolic values, which print as sympy's: sympy's
-    import alone costs twice a numeric analysis of ResNet-152. None where the spec needs
-    more than sums, products and floors of its sizes; then sympy does the whole analysis."""
+def _without_sympy(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, fmt: str
+) -> str | None:
+    """``analyze`` on archcalc's own symbolic values, which print as sympy's (tables with
+    their short names included): sympy's import alone costs twice a numeric analysis of
+    ResNet-152. None where the spec needs more than sums, products and floors of its sizes;
+    then sympy does the whole analysis. --rf and --memory reason with sympy."""
     from archcalc.language import expr, native
-    from archcalc.render import tables as render
 
     try:
         with expr.native_values():
-            return render.to_json(_analysis(args, parser))
+            return _analysis_text(_analysis(args, parser), args, fmt)
     except (native.NotNative, RecursionError):  # sympy's answer (or its error) is the answer
         return None
 
 
-def _analyze_as(analysis, args: argparse.Namespace, fmt: str) -> int:
+def _analysis_text(analysis, args: argparse.Namespace, fmt: str) -> str:
+    from archcalc.render.legend import abbreviated
+
+    if fmt == "json":
+        return _rendered(analysis, args, fmt)
+    # the columns' cells name sizes as the table does (render.legend)
+    batch = [args.memory] if isinstance(args.memory, str) else []
+    with abbreviated(analysis, avoid=batch):
+        return _rendered(analysis, args, fmt)
+
+
+def _rendered(analysis, args: argparse.Namespace, fmt: str) -> str:
     from archcalc.render import tables as render
 
     extra = []
@@ -63,10 +67,10 @@ def _analyze_as(analysis, args: argparse.Namespace, fmt: str) -> int:
             raise err.at(file=args.spec) from None
         extra.append(memory_column(memory))
     renderers = {"table": render.table, "markdown": render.markdown, "json": render.to_json}
-    sys.stdout.write(renderers[fmt](analysis, extra))
+    text = renderers[fmt](analysis, extra)
     if fmt != "json":
-        sys.stdout.write(("\n" if fmt == "markdown" else "") + render.init_verdict(analysis) + "\n")
-    return 0
+        text += ("\n" if fmt == "markdown" else "") + render.init_verdict(analysis) + "\n"
+    return text
 
 
 def _explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

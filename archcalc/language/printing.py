@@ -28,16 +28,20 @@ def to_text(value: Value) -> str:
     """
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, native.Expr):
-        return native.text(value)
     short = _SHORTHAND.get()
     if short is not None:  # inside shorthand(): h1 for floor(H/2 - 1/2) + 1
         names, texts = short
         text = texts.get(value)
         if text is None:
-            short = tidy(_substitute(value, names)) if hasattr(value, "xreplace") else value
-            text = texts[value] = _printer().doprint(short)
+            if isinstance(value, native.Expr):
+                text = native.text(native.tidy(native.substitute(value, names)))
+            else:
+                short = tidy(_substitute(value, names)) if hasattr(value, "xreplace") else value
+                text = _printer().doprint(short)
+            texts[value] = text
         return text
+    if isinstance(value, native.Expr):
+        return native.text(value)
     # A symbolic table repeats few expressions many times (ResNet-152: 2,485 cells, 42
     # distinct); sympy's printer orders terms anew on every call, so remember the text.
     text = _TEXTS.get(value)

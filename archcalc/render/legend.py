@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Iterable, Iterator
 
-from archcalc.language import expr
+from archcalc.language import expr, native
 
 #: Names no size may take in the current context (a symbolic batch's): tables rendered
 #: inside an ``abbreviated(..., avoid=...)`` plan their names with it too.
@@ -61,7 +61,7 @@ def _plan(analysis: Any, avoid: Iterable[str] = ()) -> tuple[list[tuple[str, Any
 
 def _named(analysis: Any, start: int) -> tuple[list[tuple[str, Any]], dict]:
     taken = set(analysis.spec.symbols)
-    inputs = {s for size in analysis.input if expr.is_symbolic(size) for s in size.free_symbols}
+    inputs = {s for size in analysis.input if expr.is_symbolic(size) for s in _free(size)}
     counts: dict[str, int] = defaultdict(lambda: start)
     names: list[tuple[str, Any]] = []
     replace: dict[Any, Any] = {}  # a rounding -> the same value, in names
@@ -87,18 +87,32 @@ def _split(size: Any) -> tuple[Any, Any]:
     ``(None, None)``."""
     if not expr.is_symbolic(size):
         return None, None
-    number, rest = size.as_coeff_Add()
-    if not number.is_integer or type(rest).__name__ not in _ROUNDINGS:
-        return None, None
-    return number, rest
+    if isinstance(size, native.Expr):
+        number, rest = native.coeff_add(size)
+        whole = type(number) is int and type(rest) is native.Floor
+    else:
+        number, rest = size.as_coeff_Add()
+        whole = number.is_integer and type(rest).__name__ in _ROUNDINGS
+    return (number, rest) if whole else (None, None)
 
 
 _ROUNDINGS = ("floor", "ceiling", "Min", "Max")
 
 
+def _free(value: Any) -> set:
+    """The symbols in a value (sympy's or archcalc's own)."""
+    if isinstance(value, native.Expr):
+        return {native.Sym(name) for name in native.names(value)}
+    return value.free_symbols if expr.is_symbolic(value) else set()
+
+
 def _canonical(rounding: Any) -> tuple[Any, int]:
     """``(key, n)`` with ``rounding == key + n`` and ``n`` whole: floor(x + c) is
     floor(x + (c - floor(c))) + floor(c), and the same for ceiling."""
+    if isinstance(rounding, native.Floor):
+        c, rest = native.coeff_add(rounding.arg)
+        whole = native.floor(c)
+        return (native.floor(native.add(rest, c - whole)), whole) if whole else (rounding, 0)
     if type(rounding).__name__ not in ("floor", "ceiling"):
         return rounding, 0
     c, rest = rounding.args[0].as_coeff_Add()
@@ -110,9 +124,9 @@ def _canonical(rounding: Any) -> tuple[Any, int]:
 
 def _letter(rounding: Any, inputs: set) -> str:
     """The input symbol's letter in lower case (h for H), or n where none decides."""
-    from_input = rounding.free_symbols & inputs
+    from_input = _free(rounding) & inputs
     if len(from_input) == 1:
-        letter = str(next(iter(from_input))).lower()
+        letter = next(iter(from_input)).name.lower()
         if len(letter) == 1 and letter.isalpha():
             return letter
     return "n"
@@ -135,7 +149,7 @@ class Legend:
         self.definitions = []
         defined: set = set()
         for name, size in names:
-            earlier = {r: v for r, v in (replace or {}).items() if v.free_symbols <= defined}
+            earlier = {r: v for r, v in (replace or {}).items() if _free(v) <= defined}
             with expr.shorthand(earlier):
                 self.definitions.append(f"{name} = {expr.to_text(size)}")
             defined.add(expr.symbol(name))

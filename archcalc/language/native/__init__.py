@@ -25,8 +25,17 @@ from archcalc.language.native.decide import (
     equal,
     expand,
     from_sympy,
+    names,
     surely_nonnegative,
     value_at,
+)
+from archcalc.language.native.rewrite import (
+    args_of,
+    coeff_add,
+    content_primitive,
+    rebuild,
+    substitute,
+    tidy,
 )
 from archcalc.language.native.text import ordered_factors, ordered_terms, sort_key, text
 from archcalc.language.native.values import (
@@ -50,5 +59,6 @@ __all__ = [
     "Add", "Expr", "Floor", "Fraction", "Mul", "NotNative", "Sym",
     "add", "mul", "neg", "power", "floor", "floor_div", "is_integer",
     "at_least", "equal", "surely_nonnegative", "expand", "condition_text", "value_at", "from_sympy",
-    "sort_key", "ordered_factors", "ordered_terms", "text",
+    "sort_key", "ordered_factors", "ordered_terms", "text", "names",
+    "args_of", "rebuild", "coeff_add", "substitute", "tidy", "content_primitive",
 ]  # fmt: skip

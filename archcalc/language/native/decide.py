@@ -101,28 +101,30 @@ def value_at(x: Any, env: dict[str, int]) -> Number:
     return out.numerator if out.denominator == 1 else out
 
 
-def _names(x: Any, out: set) -> set:
+def names(x: Any, out: set | None = None) -> set:
+    """The names of the symbols in ``x``."""
+    out = set() if out is None else out
     if type(x) is Sym:
         out.add(x.name)
     elif type(x) is Floor:
-        _names(x.arg, out)
+        names(x.arg, out)
     elif type(x) is Add:
         for key, _ in x.terms:
-            _names(key, out)
+            names(key, out)
     elif type(x) is Mul:
         for base, _ in x.factors:
-            _names(base, out)
+            names(base, out)
     return out
 
 
 def _samples(x: Any) -> list[Number]:
     """``x`` at a few points: every symbol at one value (1, 2, 3, 5, 64, 10**6), and each
     symbol at 1 with the others at 10**6 and the other way round."""
-    names = sorted(_names(x, set()))
-    points = [dict.fromkeys(names, v) for v in (1, 2, 3, 5, 64, 10**6)]
-    for name in names:
-        points.append({**dict.fromkeys(names, 10**6), name: 1})
-        points.append({**dict.fromkeys(names, 1), name: 10**6})
+    free = sorted(names(x))
+    points = [dict.fromkeys(free, v) for v in (1, 2, 3, 5, 64, 10**6)]
+    for name in free:
+        points.append({**dict.fromkeys(free, 10**6), name: 1})
+        points.append({**dict.fromkeys(free, 1), name: 10**6})
     return [value_at(x, point) for point in points]
 
 
@@ -228,10 +230,7 @@ def from_sympy(value: Any) -> Any:
     if value.is_Add:
         return add(*(from_sympy(a) for a in value.args))
     if value.is_Mul:
-        out = 1
-        for a in value.args:
-            out = mul(out, from_sympy(a))
-        return out
+        return mul(*(from_sympy(a) for a in value.args))
     if value.is_Pow and value.exp.is_Integer and value.exp >= 0:
         return power(from_sympy(value.base), int(value.exp))
     if type(value).__name__ == "floor":

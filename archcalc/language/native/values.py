@@ -223,25 +223,29 @@ def add(*items: Any) -> Any:
     return Add(const, frozenset(terms.items()))
 
 
-def mul(a: Any, b: Any) -> Any:
-    """sympy's ``Mul(a, b)``, including its two-argument rule: a number times a sum is
-    distributed (``2*(x + 1)`` is ``2*x + 2``), a number times a product of sums is not."""
-    if _number(a) and _number(b):
-        return _normal(a * b) if type(a) is Fraction or type(b) is Fraction else a * b
-    if a == 1:
-        return b
-    if b == 1:
-        return a
-    number, other = (b, a) if _number(b) else (a, b)
-    if _number(number) and number != 0:
-        r, core = _coeff_mul(other)
-        if type(core) is Add:
-            if r != 1:
-                raise NotNative("a number times a sum, unevaluated")
-            return add(*(mul(number, t) for t in core.args()))
+def mul(*items: Any) -> Any:
+    """sympy's ``Mul(*items)``. With two items its two-argument rule applies: a number times
+    a sum is distributed (``2*(x + 1)`` is ``2*x + 2``); a number times a product of sums is
+    not, and neither is a number times a sum among three items (``Mul(2, x + 1, y)``)."""
+    items = tuple(o for o in items if not (_number(o) and o == 1))  # AssocOp drops S.One
+    if not items:
+        return 1
+    if len(items) == 1:
+        return _normal(items[0]) if _number(items[0]) else items[0]
+    if len(items) == 2:
+        a, b = items
+        if _number(a) and _number(b):
+            return _normal(a * b) if type(a) is Fraction or type(b) is Fraction else a * b
+        number, other = (b, a) if _number(b) else (a, b)
+        if _number(number) and number != 0:
+            r, core = _coeff_mul(other)
+            if type(core) is Add:
+                if r != 1:
+                    raise NotNative("a number times a sum, unevaluated")
+                return add(*(mul(number, t) for t in core.args()))
     coeff: Number = 1
     powers: dict = {}
-    for o in (a, b):
+    for o in items:
         if _number(o):
             coeff *= o
         elif type(o) is Mul:
