@@ -121,7 +121,7 @@ def environment(spec: Any, values: Mapping[str, Any], symbolic: bool) -> dict[st
     for name, default in spec.symbols.items():
         value = values.get(name, None if symbolic else default)
         if value is None:
-            env[name] = expr.symbol(name)
+            env[name] = expr.symbol(name, declared=default)
             continue
         if (
             isinstance(value, bool)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ast
 from contextlib import contextmanager
-from contextvars import ContextVar
 from functools import cache, lru_cache
 from typing import Any, Iterator, Mapping, Union
 
@@ -403,24 +402,27 @@ def _sympy():
     return sympy
 
 
-_NATIVE: ContextVar[bool] = ContextVar("native", default=False)
-
-
 @contextmanager
 def native_values() -> Iterator[None]:
     """Within it, symbols are archcalc's own values (:mod:`archcalc.language.native`), which
     print as sympy's would without importing sympy; an operation they do not model raises
     :class:`native.NotNative`, and the caller does the work again outside."""
-    token = _NATIVE.set(True)
+    token = native.SAMPLES.set({})  # also the sign that these values are in use
     try:
         yield
     finally:
-        _NATIVE.reset(token)
+        native.SAMPLES.reset(token)
 
 
-def symbol(name: str) -> Any:
-    """A plain positive-integer symbol (``N``, ``S``, ``I``... are never built-ins)."""
-    return native.Sym(name) if _NATIVE.get() else _sympy_symbol(name)
+def symbol(name: str, declared: int | None = None) -> Any:
+    """A plain positive-integer symbol (``N``, ``S``, ``I``... are never built-ins);
+    ``declared``: the value the spec gives it, which ``--symbolic`` set aside."""
+    samples = native.SAMPLES.get()
+    if samples is None:
+        return _sympy_symbol(name)
+    if isinstance(declared, int) and declared >= 1:
+        samples[name] = declared
+    return native.Sym(name)
 
 
 @cache

@@ -20,6 +20,7 @@ one path, never a second opinion.
 """
 
 from archcalc.language.native.decide import (
+    SAMPLES,
     at_least,
     condition_text,
     equal,
@@ -58,7 +59,8 @@ from archcalc.language.native.values import (
 __all__ = [
     "Add", "Expr", "Floor", "Fraction", "Mul", "NotNative", "Sym",
     "add", "mul", "neg", "power", "floor", "floor_div", "is_integer",
-    "at_least", "equal", "surely_nonnegative", "expand", "condition_text", "value_at", "from_sympy",
+    "SAMPLES", "at_least", "equal", "surely_nonnegative", "expand", "condition_text",
+    "value_at", "from_sympy",
     "sort_key", "ordered_factors", "ordered_terms", "text", "names",
     "args_of", "rebuild", "coeff_add", "substitute", "tidy", "content_primitive",
 ]  # fmt: skip

@@ -3,6 +3,7 @@ or refusing (NotNative); and the text of an assumption."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from fractions import Fraction
 from typing import Any
 
@@ -117,14 +118,24 @@ def names(x: Any, out: set | None = None) -> set:
     return out
 
 
+#: Values the symbols are declared with (``symbols: {H: 224}``) where ``--symbolic`` frees
+#: them: one more sample point, where a size equality usually holds (ViT's 197 positions).
+#: None where sympy's values are in use (see archcalc.language.expr.native_values).
+SAMPLES: ContextVar[dict[str, int] | None] = ContextVar("native_samples", default=None)
+
+
 def _samples(x: Any) -> list[Number]:
-    """``x`` at a few points: every symbol at one value (1, 2, 3, 5, 64, 10**6), and each
-    symbol at 1 with the others at 10**6 and the other way round."""
+    """``x`` at a few points: every symbol at one value (1, 2, 3, 5, 64, 10**6), each
+    symbol at 1 with the others at 10**6 and the other way round, and every symbol at its
+    declared value (64 where it has none). Any point of positive integers is a witness."""
     free = sorted(names(x))
     points = [dict.fromkeys(free, v) for v in (1, 2, 3, 5, 64, 10**6)]
     for name in free:
         points.append({**dict.fromkeys(free, 10**6), name: 1})
         points.append({**dict.fromkeys(free, 1), name: 10**6})
+    declared = SAMPLES.get() or {}
+    if any(name in declared for name in free):
+        points.append({name: declared.get(name, 64) for name in free})
     return [value_at(x, point) for point in points]
 
 
