@@ -1,7 +1,8 @@
 """Integer expressions: a safe parser, and arithmetic generic over ints and sympy.
 
 A *value* in archcalc is a plain ``int`` whenever every size is known, and a
-sympy expression only when a free symbol is involved. sympy is imported
+sympy expression only when a free symbol is involved (or, within
+:func:`native_values`, archcalc's own symbolic value). sympy is imported
 lazily, the first time a symbol is created, so a numeric analysis never
 pays its start-up cost.
 
@@ -435,7 +436,7 @@ def _is_native(value: Any) -> bool:
 
 
 def is_symbolic(value: Any) -> bool:
-    """True for a sympy expression (a value that is not a plain int)."""
+    """True for a symbolic value, sympy's or archcalc's own (a value that is not an int)."""
     return not isinstance(value, int)
 
 
