@@ -117,6 +117,8 @@ def assumption_lines(assumptions: list[tuple[str, str]]) -> list[str]:
 
     >>> assumption_lines([("a", "S >= 3"), ("b", "floor(S/2) >= 5"), ("c", "J + K >= 4")])
     ['assumes: S >= 10 (the tightest of 2 conditions, at b: floor(S/2) >= 5)', 'assumes: c: J + K >= 4']
+    >>> assumption_lines([("p", "ceil(H/2 - 1/2) >= 0"), ("q", "ceil(H/2 - 1/2) >= 0")])
+    ['assumes: H >= 1, which every size meets (2 conditions, e.g. at p: ceil(H/2 - 1/2) >= 0)']
     """
     from archcalc.language.conditions import condition_names, parse_condition
 
@@ -138,8 +140,13 @@ def assumption_lines(assumptions: list[tuple[str, str]]) -> list[str]:
         if smallest is None or len(conditions) == 1:
             lines += [f"assumes: {path}: {condition}" for path, condition, _ in conditions]
             continue
-        tightest = next((p, c) for p, c, tree in conditions
-                        if not _holds(tree, name, smallest - 1))  # fmt: skip
+        tightest = next(((p, c) for p, c, tree in conditions
+                         if not _holds(tree, name, smallest - 1)), None)  # fmt: skip
+        if tightest is None:  # all hold at 0 too (sympy could not tell they always hold)
+            path, condition, _ = conditions[0]
+            lines.append(f"assumes: {name} >= 1, which every size meets ({len(conditions)} "
+                         f"conditions, e.g. at {path}: {condition})")  # fmt: skip
+            continue
         lines.append(f"assumes: {name} >= {smallest} (the tightest of {len(conditions)} "
                      f"conditions, at {tightest[0]}: {tightest[1]})")  # fmt: skip
     return lines + other
