@@ -23,9 +23,9 @@ from typing import Any
 from archcalc.errors import ArchcalcError
 from archcalc.init import activations
 from archcalc.language.expr import product, to_text
+from archcalc.language.printing import number
 from archcalc.language.values import ACTIVATION_TYPES
 from archcalc.quantities.analysis import Analysis, Row
-from archcalc.render.tables import number
 
 SCHEMES = ("recommended", "kaiming", "kaiming_out", "xavier", "lecun", "torch_default")
 #: Layer types the init looks through when finding the activation after a weighted layer.

@@ -52,6 +52,17 @@ def to_text(value: Value) -> str:
     return text
 
 
+def number(value: Value) -> str:
+    """``1,644,800`` for ints, the expression for symbolic values, ``--`` for None.
+
+    >>> number(1644800), number(None)
+    ('1,644,800', '--')
+    """
+    if value is None:
+        return "--"
+    return f"{value:,}" if isinstance(value, int) else to_text(value)
+
+
 _TEXTS: dict = {}
 _SHORTHAND: ContextVar[tuple[dict, dict] | None] = ContextVar("shorthand", default=None)
 

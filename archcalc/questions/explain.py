@@ -12,11 +12,11 @@ from fractions import Fraction
 from typing import Any
 
 from archcalc.language.expr import is_symbolic, product, to_text
+from archcalc.language.printing import number
 from archcalc.layers.registry import shape_text
 from archcalc.layers.rules import exact_quotient
 from archcalc.quantities.analysis import Analysis, Row
 from archcalc.questions import explain_ops as ops
-from archcalc.render.tables import number
 
 _DIM_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 _IN_LETTERS = {1: ("J",), 2: ("J", "K"), 3: ("D", "J", "K")}

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from archcalc.language.expr import is_symbolic, product
+from archcalc.language.printing import number
 from archcalc.layers.rules import shape_text
 from archcalc.quantities.analysis import Row
-from archcalc.render.tables import number
 
 Line = Callable[..., str]
 

@@ -7,7 +7,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from archcalc.language.expr import to_text
+from archcalc.language.printing import number
 from archcalc.layers.registry import shape_text
 from archcalc.quantities.analysis import Analysis, Row
 from archcalc.render.legend import Legend, abbreviated
@@ -26,17 +26,6 @@ class Column:
     cells: dict[int, str]
     total: str = ""
     values: dict[int, Any] = field(default_factory=dict)
-
-
-def number(value) -> str:
-    """``1,644,800`` for ints, the expression for symbolic values, ``--`` for None.
-
-    >>> number(1644800), number(None)
-    ('1,644,800', '--')
-    """
-    if value is None:
-        return "--"
-    return f"{value:,}" if isinstance(value, int) else to_text(value)
 
 
 def _layer_label(row: Row) -> str:
