@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import hypothesis.strategies as st
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from archcalc import ArchcalcError, analyze, load_spec
 from archcalc.quantities.analysis import ROW_KEYS
@@ -114,6 +114,8 @@ json_values = st.recursive(
 
 @SETTINGS
 @given(json_values)
+@example({"name": None, "type": "\n"})  # the spec's own "type" once broke the message in two
+@example({"name": "x", "input": [3], "layers": [{"type": "\n", "x": 1}]})
 def test_arbitrary_documents_never_escape_as_other_errors(document):
     try:
         load_spec(

@@ -222,9 +222,14 @@ def format_path(loc: tuple) -> str:
 
 
 def _layer_type_at(data: Any, loc: tuple) -> str | None:
-    node = _value_at(data, loc)
+    """The layer type named at ``loc``, if that is a layer (not the spec itself) whose type
+    reads as a name: a stray ``type: "\\n"`` must not break the one-line message."""
+    node = _value_at(data, loc) if loc else None
     kind = node.get("type") if isinstance(node, dict) else None
-    return kind if isinstance(kind, str) else None
+    return kind if isinstance(kind, str) and _TYPE_NAME.fullmatch(kind) else None
+
+
+_TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,99}")
 
 
 def _allowed_fields(layer_type: str | None) -> list[str]:
