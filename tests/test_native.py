@@ -141,11 +141,14 @@ def test_assumptions_read_as_sympy_writes_them():
         lambda: expr.ceil_div(H, 2),
         lambda: expr.evaluate_text("max(H, 3)", {"H": H}),
         lambda: expr.evaluate_text("H % 4", {"H": H}),
+        lambda: str(H + 1),
+        lambda: f"{[H, H]}",  # a list in a message: sympy's reads [H, H] (found by fuzz.py)
     ],
 )
 def test_what_they_do_not_model_raises_not_native(operation):
     with expr.native_values(), pytest.raises(NotNative):
         operation()
+    assert repr(H) == "Sym('H')"  # outside an analysis, for debugging
 
 
 def test_private_names_are_plainly_absent():

@@ -130,7 +130,8 @@ def per_dim(h: dict, name: str, dims: int, layer_type: str, note: Note) -> tuple
         return (value,) * dims
     if len(value) != dims:
         raise note.error(
-            f"expected 1 or {dims} values for {layer_type}. Received: {name}={list(value)}", name
+            f"expected 1 or {dims} values for {layer_type}. Received: {name}={shape_text(value)}",
+            name,
         )
     return value
 

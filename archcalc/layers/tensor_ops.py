@@ -38,11 +38,13 @@ class ReshapeRule(Rule):
         shape = list(h["shape"])
         unknown = [i for i, v in enumerate(shape) if isinstance(v, int) and v == -1]
         if len(unknown) > 1:
-            raise note.error(f"only one entry may be -1. Received: shape={shape}", "shape")
+            raise note.error(
+                f"only one entry may be -1. Received: shape={shape_text(shape)}", "shape"
+            )
         for v in shape:
             if isinstance(v, int) and v < -1 or v == 0:
                 raise note.error(
-                    f"sizes must be >= 1 (or one -1). Received: shape={shape}", "shape"
+                    f"sizes must be >= 1 (or one -1). Received: shape={shape_text(shape)}", "shape"
                 )
         total = product(inp)
         if unknown:

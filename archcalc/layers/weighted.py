@@ -32,7 +32,7 @@ def spatial_padding(h: dict, dims: int, note, *, words: bool = True) -> None:
             raise note.error(
                 "padding='same' is not supported for strided convolutions (as in PyTorch; "
                 "'same_upper' gives TensorFlow's SAME for any stride). "
-                f"Received: stride={list(h['stride'])}", "padding",
+                f"Received: stride={shape_text(h['stride'])}", "padding",
             )  # fmt: skip
         if value == "same":  # PyTorch pads d(k-1) in total, the odd one after
             begin = tuple(

@@ -3,11 +3,11 @@ or refusing (NotNative); and the text of an assumption."""
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from fractions import Fraction
 from typing import Any
 
 from archcalc.language.native.values import (
+    SAMPLES,
     Add,
     Floor,
     Mul,
@@ -116,12 +116,6 @@ def names(x: Any, out: set | None = None) -> set:
         for base, _ in x.factors:
             names(base, out)
     return out
-
-
-#: Values the symbols are declared with (``symbols: {H: 224}``) where ``--symbolic`` frees
-#: them: one more sample point, where a size equality usually holds (ViT's 197 positions).
-#: None where sympy's values are in use (see archcalc.language.expr.native_values).
-SAMPLES: ContextVar[dict[str, int] | None] = ContextVar("native_samples", default=None)
 
 
 def _samples(x: Any) -> list[Number]:

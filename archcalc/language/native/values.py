@@ -3,6 +3,7 @@ for positive integer symbols, evaluated as sympy evaluates them."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from fractions import Fraction
 from typing import Any, Union
 
@@ -11,6 +12,12 @@ Number = Union[int, Fraction]
 
 class NotNative(Exception):
     """An operation these values do not model; the caller falls back to sympy."""
+
+
+#: Values the symbols are declared with (``symbols: {H: 224}``) where ``--symbolic`` frees
+#: them: one more sample point, where a size equality usually holds (ViT's 197 positions).
+#: None where sympy's values are in use (see archcalc.language.expr.native_values).
+SAMPLES: ContextVar[dict[str, int] | None] = ContextVar("native_samples", default=None)
 
 
 def _number(x: Any) -> bool:
@@ -82,6 +89,10 @@ class Expr:
         raise NotNative("str() of a symbolic value")
 
     def __repr__(self) -> str:
+        # Within an analysis a repr is a value formatted into output (a list in a message:
+        # sympy's reads "[s, s]"), so it is refused like str(); outside one it is for debugging.
+        if SAMPLES.get() is not None:
+            raise NotNative("repr() of a symbolic value")
         fields = ", ".join(repr(getattr(self, name)) for name in self.__slots__)
         return f"{type(self).__name__}({fields})"
 
