@@ -134,6 +134,32 @@ class Shuffle(nn.Module):
         return out.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
 
 
+class Swish(nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(x)
+
+
+class SwishConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c, self.act = nn.Conv2d(3, 3, 1), Swish()
+
+    def forward(self, x):
+        return self.act(self.act(self.c(x)))
+
+
+class CalledTwice(nn.Module):
+    """A module without weights called twice in a row, in the network and in a block."""
+
+    def __init__(self):
+        super().__init__()
+        self.act, self.conv = Swish(), nn.Conv2d(3, 3, 3, padding=1)
+        self.blk, self.blk2 = SwishConv(), SwishConv()
+
+    def forward(self, x):
+        return self.blk2(self.blk(self.act(self.act(self.conv(self.act(x))))))
+
+
 CASES = [
     (LeNet5, (1, 28, 28), 44426),
     (ResNetLike, (3, 16, 16), None),
@@ -141,6 +167,7 @@ CASES = [
     (SqueezeExcite, (3, 8, 8), None),
     (TinyViT, (3, 16, 16), None),
     (Shuffle, (8, 6, 6), None),
+    (CalledTwice, (3, 8, 8), None),
 ]
 
 
@@ -426,6 +453,35 @@ def test_import_command_says_when_torch_export_traced(tmp_path, capsys):
     code = main(["verify", str(out), "--steps", "0", "--seeds", "1", "--schemes", "recommended"])
     report = capsys.readouterr().out
     assert code == 0 and "source" in report, report
+
+
+def test_each_call_of_a_module_is_its_own_block_call():
+    text = to_yaml(import_module(CalledTwice(), (3, 8, 8)).spec)
+    calls = [line.strip() for line in text.splitlines() if "type: Swish}" in line]
+    assert calls == [
+        "- {name: act, type: Swish}", "- {name: act_2, type: Swish}",  # the block's (first)
+        "- {name: act, type: Swish}", "- {name: act_2, type: Swish}",  # then the network's
+        "- {name: act_3, type: Swish}",
+    ]  # fmt: skip
+    assert text.count("type: SwishConv}") == 2
+
+
+def test_weights_used_twice_are_refused():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(self.conv(x))
+
+    with pytest.raises(ArchcalcError) as info:
+        import_module(Shared(), (3, 8, 8))
+    assert str(info.value) == (
+        "cannot import Shared: module 'conv' (Conv2d, 84 parameters) is used 2 times with the "
+        "same weights (at conv, conv_1); a spec gives every layer its own weights, so archcalc "
+        "cannot count them as PyTorch does"
+    )
 
 
 def test_import_errors_are_one_line(tmp_path, capsys):

@@ -19,8 +19,10 @@ import keyword
 import re
 from typing import Any
 
+import torch
 from torch import nn
 
+from archcalc.errors import ArchcalcError
 from archcalc.graph.graph import Group, Node
 from archcalc.init.recommend import recommend
 from archcalc.language.expr import product
@@ -96,7 +98,39 @@ def module_code(m: nn.Module) -> str:
     lines = repr(m).splitlines()
     if len(lines) != 1 or not type(m).__module__.startswith("torch.nn"):
         raise ValueError(f"no constructor code for {type(m).__name__}")
-    return tidy(f"nn.{lines[0]}")
+    # torch's repr writes padding='same' bare (padding=same): quote it back into Python
+    code = tidy(re.sub(r"\bpadding=(same|valid)\b", r"padding='\1'", f"nn.{lines[0]}"))
+    return _complete(code, m)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as constructor arguments: ``2`` is ``(2, 2)``."""
+    if isinstance(a, tuple) != isinstance(b, tuple):
+        a, b = (a, b) if isinstance(a, tuple) else (b, a)
+        return all(v == b for v in a)
+    return a == b
+
+
+def _complete(code: str, m: nn.Module) -> str:
+    """``code`` with the arguments torch's repr leaves out added back (AvgPool2d's repr has
+    no ceil_mode, count_include_pad or divisor_override): the code is built on the meta
+    device and compared with ``m``, constructor argument by argument."""
+    with torch.device("meta"):
+        built = eval(code, {"__builtins__": {}, "nn": nn})  # noqa: S307 - from torch's repr
+    missing = []
+    for name in inspect.signature(type(m).__init__).parameters:
+        if name in ("self", "device", "dtype") or not hasattr(m, name):
+            continue
+        mine, theirs = getattr(m, name), getattr(built, name, None)
+        if isinstance(mine, torch.Tensor) or isinstance(theirs, torch.Tensor):
+            if name == "bias" and (mine is None) != (theirs is None):
+                missing.append(f"bias={mine is not None}")
+            continue
+        if not _same(mine, theirs):
+            missing.append(f"{name}={mine!r}")
+    if not missing:
+        return code
+    return f"{code[:-1]}{'' if code.endswith('(') else ', '}{', '.join(missing)})"
 
 
 class _Class:
@@ -130,11 +164,15 @@ class _Exporter:
         self.classes: list[tuple[_Class, str]] = []
         self.signatures: dict[str, str] = {}
         self.used_types: set[type] = set()
+        # the names block classes must not take: the helpers this file may define, its imports
+        kinds = {type(m) for m in self.model.node_modules.values()}
+        self.reserved = {cls.__name__ for cls in _SUPPORT if cls in kinds} | _IMPORTED
         self.recs = {rec.row.node: rec for rec in recommend(analysis)}
         self.readers = self.graph.consumers()
         self.returning: int | None = None  # the output node of the block being written
 
     def run(self, class_name: str) -> str:
+        self.top = class_name
         top = _Class(class_name)
         self.body(top, self.graph.tree, {0: "x"}, top_level=True)
         outputs = [self.names_of_outputs(top)]
@@ -156,11 +194,7 @@ class _Exporter:
                               description="")  # fmt: skip
 
     def _support(self) -> list[type]:
-        order = [modules.Concat, modules.Learned, modules.Reshape, modules.Permute, modules.Transpose,
-                 modules.Unsqueeze, modules.Narrow, modules.Pad, modules.CenterCrop, modules.Mean,
-                 modules.SelfAttention, modules.StochasticDepth, modules.PaddedConv,
-                 build_module.TableConv2d, build_module.Subsample, build_module.RBF]  # fmt: skip
-        return [cls for cls in order if cls in self.used_types]
+        return [cls for cls in _SUPPORT if cls in self.used_types]
 
     def names_of_outputs(self, top: _Class) -> str:
         names = [self.var[i] for i in self.graph.outputs]
@@ -283,9 +317,8 @@ class _Exporter:
         text = inner.text("")
         name = self.signatures.get(text)
         if name is None:
-            base = _identifier(
-                group.type.title().replace("_", ""), {c.name for c, _ in self.classes}
-            )
+            base = _identifier(_class_name(group.type),
+                               {c.name for c, _ in self.classes} | self.reserved | {self.top})  # fmt: skip
             inner.name = name = base
             self.signatures[text] = name
             self.classes.append((inner, f"The spec's block {group.type!r}."))
@@ -299,6 +332,27 @@ class _Exporter:
         for i in range(group.first, group.end):
             self.var.setdefault(i, out)
         self.var[group.output] = out
+
+
+#: verify's own modules an exported file defines, in the order it defines them.
+_SUPPORT = (modules.Concat, modules.Learned, modules.Reshape, modules.Permute, modules.Transpose,
+            modules.Unsqueeze, modules.Narrow, modules.Pad, modules.CenterCrop, modules.Mean,
+            modules.SelfAttention, modules.StochasticDepth, modules.PaddedConv,
+            build_module.TableConv2d, build_module.Subsample, build_module.RBF)  # fmt: skip
+
+_IMPORTED = frozenset({"math", "torch", "F", "nn"})
+#: Names the top-level class must not take: any helper's, the imports'.
+RESERVED = frozenset({cls.__name__ for cls in _SUPPORT}) | _IMPORTED
+
+
+def _class_name(block: str) -> str:
+    """A block's class name: ``inverted_residual`` -> ``InvertedResidual``; a name already in
+    CamelCase (an imported ``CenterCrop``) is kept, so export and import round-trip it.
+
+    >>> _class_name("inverted_residual"), _class_name("CenterCrop"), _class_name("se")
+    ('InvertedResidual', 'CenterCrop', 'Se')
+    """
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[\W_]+", block))
 
 
 #: Item types that are not block calls (the language's own; from the fast reader's table, so
@@ -319,7 +373,11 @@ def _wrap(text: str, width: int) -> list[str]:
 
 def export_pytorch(analysis: Analysis, class_name: str | None = None) -> str:
     """The spec as Python source: an nn.Module class (and its blocks' classes)."""
-    name = class_name or _identifier(analysis.spec.name.title().replace("-", ""), set())
+    if class_name is not None and (class_name in RESERVED or keyword.iskeyword(class_name)
+                                   or not class_name.isidentifier()):  # fmt: skip
+        raise ArchcalcError(f"class name: expected a Python name other than the file's own "
+                            f"({', '.join(sorted(RESERVED))}). Received: {class_name!r}")  # fmt: skip
+    name = class_name or _identifier(analysis.spec.name.title().replace("-", ""), set(RESERVED))
     return _Exporter(analysis).run(name)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from archcalc.errors import ArchcalcError
 from archcalc.language.writer import to_yaml
 
 
@@ -23,6 +24,8 @@ class Item:
     data: dict[str, Any]  # the spec item (name, type, fields); input(s) added when written
     inputs: list[str]  # names of the tensors it reads, always explicit
     scopes: tuple[str, ...]  # paths of the user modules it sits in, outermost first
+    calls: tuple[str, ...] = ()  # which call of each (a module called twice: two runs)
+    module: str | None = None  # the module path it was traced from, if any
 
 
 @dataclass
@@ -33,14 +36,22 @@ class Folded:
 
     def renamed(self, name: str) -> str:
         """What a tensor is called at the top level after folding."""
+        seen = {name}
         while name in self.names:
             name = self.names[name]
+            if name in seen:  # a folding defect: say so, never hang
+                raise ArchcalcError(
+                    f"archcalc import could not name tensor {name!r} (a cycle "
+                    "in folding modules into blocks; import with --flat)"
+                )
+            seen.add(name)
         return name
 
 
 def fold(items: list[Item], classes: dict[str, str]) -> Folded:
     """Blocks for the user modules (``classes``: module path -> class name)."""
     folder = _Folder(classes)
+    folder.named.update(item.data["name"] for item in items)
     layers = folder.sequence(items, "", "input")
     blocks = parameterise(folder.blocks, layers)
     return Folded(layers, blocks, folder.renamed)
@@ -137,45 +148,49 @@ class _Folder:
         self.signatures: dict[str, str] = {}  # body YAML -> block name
         self.renamed: dict[str, str] = {}  # a folded run's last tensor -> the block call
         self.local: dict[str, str] = {}  # a traced name inside a block -> its local name
+        self.named: set[str] = set()  # the names of module calls (and of every item)
 
     def sequence(self, items: list[Item], prefix: str, block_input: str) -> list[dict[str, Any]]:
         """The items of one scope as layers: child scopes folded into block calls."""
         if prefix:  # traced names (add_3, layer1_0_relu_1) become local ones (add, relu_2)
-            taken: set[str] = set()
-            for item in items:
-                name = item.data["name"]
-                if _child_scope(item.scopes, prefix) is None and name.startswith(prefix + "."):
-                    taken.add(name[len(prefix) + 1 :])
-            for item in items:
-                name = item.data["name"]
-                if _child_scope(item.scopes, prefix) is None and not name.startswith(prefix + "."):
-                    base, k = item.data["type"], 2
-                    local = base
-                    while local in taken:
-                        local, k = f"{base}_{k}", k + 1
-                    taken.add(local)
-                    self.local[name] = local
+            self.name_locally(items, prefix)
         out: list[dict[str, Any]] = []
         previous = block_input
         i = 0
         while i < len(items):
             scope = _child_scope(items[i].scopes, prefix)
+            call = _call(items[i], scope)
             j = i + 1
             while (
                 scope is not None
                 and j < len(items)
                 and _child_scope(items[j].scopes, prefix) == scope
+                and _call(items[j], scope) == call  # a module called twice: two runs
             ):
                 j += 1
             run = items[i:j]
-            call = self.block_call(run, scope, items[j:], prefix, block_input) if scope else None
-            if call is not None:
-                entry, reads = call
+            if scope is not None and j == i + 1:
+                # a module of one operation (an exported Reshape) reads best as that item,
+                # named as the module is
+                item, name = items[i], self.call_name(scope)
+                if item.data["name"] != name:
+                    self.renamed[item.data["name"]] = name
+                    item = Item({**item.data, "name": name}, item.inputs, item.scopes)
+                out.append(self.item(item, prefix, block_input, previous))
+                previous, i = name, j
+                continue
+            made = self.block_call(run, scope, items[j:], prefix) if scope else None
+            if made is not None:
+                entry, reads = made
+                name = self.call_name(scope)
+                entry["name"] = _relative(name, prefix, block_input)
                 reads = self.renamed.get(reads, reads)
                 if reads != previous:
                     entry["input"] = _relative(reads, prefix, block_input, self.local)
                 out.append(entry)
-                previous = self.renamed[run[-1].data["name"]] = scope
+                if run[-1].data["name"] != name:
+                    self.renamed[run[-1].data["name"]] = name
+                previous = name
                 i = j
                 continue
             item = items[i]
@@ -183,6 +198,43 @@ class _Folder:
             previous = item.data["name"]
             i += 1
         return out
+
+    def name_locally(self, items: list[Item], prefix: str) -> None:
+        """Local names for the items directly in ``prefix``: a module's path below it
+        (``conv1``, also in the module's second call), else the type (``add``, ``relu_2``)."""
+        taken: set[str] = set()
+        direct = [item for item in items if _child_scope(item.scopes, prefix) is None]
+        for item in direct:
+            name = item.data["name"]
+            origin = name if name.startswith(prefix + ".") else item.module or ""
+            local = origin[len(prefix) + 1 :] if origin.startswith(prefix + ".") else None
+            if local is not None and local not in taken:
+                taken.add(local)
+                if local != name[len(prefix) + 1 :]:
+                    self.local[name] = local
+        for item in direct:
+            name = item.data["name"]
+            if (
+                name in self.local
+                or name.startswith(prefix + ".")
+                and name[len(prefix) + 1 :] in taken
+            ):
+                continue
+            base, k = item.data["type"], 2
+            local = base
+            while local in taken:
+                local, k = f"{base}_{k}", k + 1
+            taken.add(local)
+            self.local[name] = local
+
+    def call_name(self, scope: str) -> str:
+        """The name of a call of the module at ``scope``: its path, ``blk_2`` for its second
+        call (a name no traced item has)."""
+        name, k = scope, 2
+        while name in self.named:
+            name, k = f"{scope}_{k}", k + 1
+        self.named.add(name)
+        return name
 
     def item(self, item: Item, prefix: str, block_input: str, previous: str) -> dict[str, Any]:
         data = dict(item.data)
@@ -196,8 +248,8 @@ class _Folder:
         entry.update(data)
         return entry
 
-    def block_call(self, run: list[Item], scope: str, rest: list[Item], prefix: str,
-                   block_input: str) -> tuple[dict[str, Any], str] | None:  # fmt: skip
+    def block_call(self, run: list[Item], scope: str, rest: list[Item],
+                   prefix: str) -> tuple[dict[str, Any], str] | None:  # fmt: skip
         made = {item.data["name"] for item in run}
         outside = {self.renamed.get(x, x) for item in run for x in item.inputs if x not in made}
         if len(outside) != 1:
@@ -219,7 +271,14 @@ class _Folder:
                 name, k = f"{base}_{k}", k + 1
             self.signatures[text] = name
             self.blocks[name] = {"description": f"{base} (imported)", "layers": body}
-        return {"name": _relative(scope, prefix, block_input), "type": name}, reads
+        return {"name": "", "type": name}, reads
+
+
+def _call(item: Item, scope: str | None) -> str | None:
+    """Which call of the module at ``scope`` the item belongs to."""
+    if scope is None or not item.calls:
+        return scope
+    return item.calls[item.scopes.index(scope)]
 
 
 def _child_scope(scopes: tuple[str, ...], prefix: str) -> str | None:

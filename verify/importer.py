@@ -136,7 +136,8 @@ class _Converter(FunctionConversions):
         self.used_names.add(name)
         entry: dict[str, Any] = {"name": name, "type": item["type"]}
         entry.update(_without_defaults(item))
-        self.items.append(Item(entry, list(inputs), self.scopes(n, module)))
+        scopes, calls = self.scopes(n, module)
+        self.items.append(Item(entry, list(inputs), scopes, calls, weights_from or module))
         self.refs[n] = name
         self.last = name
         owner = self.modules.get(module) if module is not None else None
@@ -146,16 +147,18 @@ class _Converter(FunctionConversions):
             self.parameters[name] = weights_from
         self.understood += 1
 
-    def scopes(self, n: Any, module: str | None) -> tuple[str, ...]:
-        """The user modules (not torch.nn's) the node sits in, outermost first."""
+    def scopes(self, n: Any, module: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The user modules (not torch.nn's) the node sits in, outermost first, and the
+        calls of them (torch.fx keys a module's second call ``blk@1``)."""
         stack = getattr(n, "meta", {}).get("nn_module_stack") or {}
-        found = []
-        for path, kind in stack.values():
+        found, calls = [], []
+        for key, (path, kind) in stack.items():
             if path == module or kind.__module__.startswith("torch.nn"):
                 continue
             found.append(path)
+            calls.append(str(key))
             self.classes.setdefault(path, kind.__name__)
-        return tuple(found)
+        return tuple(found), tuple(calls)
 
     def alias(self, n: fx.Node, source: Any) -> None:
         """A node that is its input (contiguous, dropout-free views, expand on a parameter)."""
@@ -437,6 +440,30 @@ def _without_defaults(item: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def _refuse_shared_weights(module: nn.Module, owners: dict[str, str]) -> None:
+    """A module (or learned tensor) whose weights several items use cannot be written: a spec
+    gives every layer its own weights, so its parameters would be counted once per call."""
+    items: dict[str, list[str]] = {}
+    for item, owner in owners.items():
+        items.setdefault(owner, []).append(item)
+    shared = {owner: names for owner, names in items.items() if len(names) > 1}
+    if not shared:
+        return
+    owner, names = next(iter(shared.items()))
+    try:
+        found = module.get_submodule(owner)
+        count = sum(p.numel() for p in found.parameters())
+        what = f"module {owner!r} ({type(found).__name__}, {count:,} parameters)"
+    except AttributeError:  # a learned tensor, not a module
+        what = f"learned tensor {owner!r}"
+    raise ArchcalcError(
+        f"cannot import {type(module).__name__}: {what} is used {len(names)} times with the same "
+        f"weights (at {', '.join(names)}); a spec gives every layer its own weights, so "
+        f"archcalc cannot count them as PyTorch does" + (
+            f" (and {len(shared) - 1} more shared)" if len(shared) > 1 else "")
+    )  # fmt: skip
+
+
 def import_module(
     module: nn.Module, input_shape: tuple[int, ...], *, name: str | None = None,
     source: dict[str, Any] | None = None, blocks: bool = True, training: bool = False,
@@ -462,6 +489,7 @@ def import_module(
             f"cannot import {type(module).__name__}: {len(conv.problems)} of {total} operations "
             f"have no spec equivalent: {shown}; understood {conv.understood} of {total}"
         )
+    _refuse_shared_weights(module, conv.parameters)
     outputs = [n for n in gm.graph.nodes if n.op == "output"][0].args[0]
     outputs = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
     if len(outputs) == 1 and isinstance(conv.refs.get(outputs[0]), tuple):
