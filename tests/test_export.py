@@ -97,3 +97,21 @@ def test_export_command(tmp_path, capsys):
     assert "class AtariDqn(nn.Module):" in out.read_text()
     assert main(["export", str(SPECS / "quiz_conv.yaml")]) == 1
     assert "export needs numbers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "module, code",
+    [  # torch's repr of these leaves arguments out, or is not Python
+        (torch.nn.AvgPool2d(2, ceil_mode=True, count_include_pad=False),
+         "nn.AvgPool2d(kernel_size=2, stride=2, ceil_mode=True, count_include_pad=False)"),
+        (torch.nn.AvgPool2d(3, divisor_override=2),
+         "nn.AvgPool2d(kernel_size=3, stride=3, divisor_override=2)"),
+        (torch.nn.Conv2d(2, 4, 3, padding="same", bias=False),
+         "nn.Conv2d(2, 4, kernel_size=3, padding='same', bias=False)"),
+        (torch.nn.MaxPool2d(3, 2, ceil_mode=True), "nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)"),
+    ],
+)  # fmt: skip
+def test_constructor_code_builds_the_same_module(module, code):
+    from verify.exporter import module_code
+
+    assert module_code(module) == code

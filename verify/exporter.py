@@ -115,8 +115,12 @@ def _complete(code: str, m: nn.Module) -> str:
     """``code`` with the arguments torch's repr leaves out added back (AvgPool2d's repr has
     no ceil_mode, count_include_pad or divisor_override): the code is built on the meta
     device and compared with ``m``, constructor argument by argument."""
-    with torch.device("meta"):
-        built = eval(code, {"__builtins__": {}, "nn": nn})  # noqa: S307 - from torch's repr
+    try:
+        with torch.device("meta"):
+            built = eval(code, {"__builtins__": {}, "nn": nn})  # noqa: S307 - from torch's repr
+    except Exception as err:  # noqa: BLE001 - a repr that is not Python: say so, in one line
+        raise ArchcalcError(f"cannot write {type(m).__name__} as code: {code} does not build "
+                            f"({type(err).__name__})") from None  # fmt: skip
     missing = []
     for name in inspect.signature(type(m).__init__).parameters:
         if name in ("self", "device", "dtype") or not hasattr(m, name):
