@@ -32,17 +32,23 @@ def test_exported_code_is_verify_model(name):
     compile(source, name, "exec")  # valid Python
     assert "import archcalc" not in source and "from verify" not in source
     exported = exported_module(source, "Exported").eval()
+    assert sum(p.numel() for p in exported.parameters()) == analysis.totals["params"]
+    assert_computes_verify_model(exported, analysis)
+
+
+def assert_computes_verify_model(module, analysis) -> None:
+    """``module`` has verify's model's parameters (same order, same shapes) and, given its
+    weights, the same outputs, of the analysis's shapes."""
     reference = build(analysis).eval()
-    mine, theirs = list(exported.parameters()), list(reference.parameters())
+    mine, theirs = list(module.parameters()), list(reference.parameters())
     assert [tuple(p.shape) for p in mine] == [tuple(p.shape) for p in theirs]
-    assert sum(p.numel() for p in mine) == analysis.totals["params"]
     with torch.no_grad():
         for a, b in zip(mine, theirs):
             a.copy_(b)
-        for a, b in zip(exported.buffers(), reference.buffers()):
+        for a, b in zip(module.buffers(), reference.buffers()):
             a.copy_(b)
         x = torch.randn(2, *analysis.input)
-        out, expected = exported(x), reference(x)
+        out, expected = module(x), reference(x)
     out = out if isinstance(out, tuple) else (out,)
     expected = expected if isinstance(expected, tuple) else (expected,)
     for a, b, shape in zip(out, expected, analysis.outputs):

@@ -20,9 +20,9 @@ torch = pytest.importorskip("torch", reason="export and import need the [verify]
 
 from archcalc import ArchcalcError, analyze  # noqa: E402
 from archcalc.language.writer import to_yaml  # noqa: E402
+from tests.test_export import assert_computes_verify_model  # noqa: E402
 from tests.test_torch_graph_properties import chains, spec_and_torch  # noqa: E402
 from tests.test_torch_properties import stacks  # noqa: E402
-from verify.build import build  # noqa: E402
 from verify.exporter import export_pytorch, exported_module  # noqa: E402
 from verify.importer import import_module  # noqa: E402
 
@@ -63,17 +63,7 @@ def test_export_then_import_is_the_identity(spec):
     assert again.outputs == analysis.outputs, text
     assert {k: again.totals[k] for k in TOTALS} == {k: analysis.totals[k] for k in TOTALS}, text
 
-    reference = build(analysis).eval()
-    mine, theirs = list(module.parameters()), list(reference.parameters())
-    assert [tuple(p.shape) for p in mine] == [tuple(p.shape) for p in theirs]
-    with torch.no_grad():
-        for a, b in zip(mine, theirs):
-            a.copy_(b)
-        for a, b in zip(module.buffers(), reference.buffers()):
-            a.copy_(b)
-        x = torch.randn(2, *analysis.input)
-        out, expected = module(x), reference(x)
-    assert torch.allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert_computes_verify_model(module, analysis)
 
     # the imported spec is a fixed point: item for item; and block for block where no block
     # takes parameters (export writes a class for each of their distinct calls, with the
