@@ -71,3 +71,13 @@ def test_export_then_import_is_the_identity(spec):
     assert _round_trip(again, blocks=False)[0] == _round_trip(analysis, blocks=False)[0]
     if "params:" not in text:
         assert _round_trip(again)[0] == text
+
+
+def test_one_operation_modules_keep_their_names():
+    # the exported Reshape helpers, traced to items named reshape and reshape_1, are named as
+    # their modules are (the first once read reshape_2: the traced item held its own name)
+    spec = {"name": "r", "input": [7], "layers": [
+        {"type": "reshape", "shape": [-1, 1]}, {"type": "reshape", "shape": [7]}]}  # fmt: skip
+    text = _round_trip(analyze(spec))[0]
+    assert text.endswith("layers:\n  - {name: reshape, type: reshape, shape: [7, 1]}\n"
+                         "  - {name: reshape_2, type: reshape, shape: [7]}\n")  # fmt: skip

@@ -172,7 +172,7 @@ class _Folder:
             if scope is not None and j == i + 1:
                 # a module of one operation (an exported Reshape) reads best as that item,
                 # named as the module is
-                item, name = items[i], self.call_name(scope)
+                item, name = items[i], self.call_name(scope, run)
                 if item.data["name"] != name:
                     self.renamed[item.data["name"]] = name
                     item = Item({**item.data, "name": name}, item.inputs, item.scopes)
@@ -182,7 +182,7 @@ class _Folder:
             made = self.block_call(run, scope, items[j:], prefix) if scope else None
             if made is not None:
                 entry, reads = made
-                name = self.call_name(scope)
+                name = self.call_name(scope, run)
                 entry["name"] = _relative(name, prefix, block_input)
                 reads = self.renamed.get(reads, reads)
                 if reads != previous:
@@ -227,11 +227,12 @@ class _Folder:
             taken.add(local)
             self.local[name] = local
 
-    def call_name(self, scope: str) -> str:
-        """The name of a call of the module at ``scope``: its path, ``blk_2`` for its second
-        call (a name no traced item has)."""
+    def call_name(self, scope: str, run: list[Item]) -> str:
+        """The name of a call of the module at ``scope`` (the items of ``run``): its path,
+        ``blk_2`` for its second call; never a name another traced item has."""
+        own = {item.data["name"] for item in run}
         name, k = scope, 2
-        while name in self.named:
+        while name in self.named and name not in own:
             name, k = f"{scope}_{k}", k + 1
         self.named.add(name)
         return name
